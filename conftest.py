@@ -1,0 +1,13 @@
+"""Test-wide settings: everything runs at the ci profile, quietly, without a display.
+
+Set here, at the repository root, so that they hold before nbval starts a kernel for a chapter
+(the kernel inherits this environment): chapters re-execute at the `ci` profile.
+"""
+
+import os
+
+import matplotlib
+
+os.environ["GROKBOOK_PROFILE"] = "ci"
+os.environ["GROKBOOK_PROGRESS"] = "0"
+matplotlib.use("Agg")

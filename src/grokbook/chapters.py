@@ -1,0 +1,80 @@
+"""Find the book's chapters and execute them at a profile with papermill.
+
+A chapter reads its profile from ``$GROKBOOK_PROFILE``, so executing one sets that variable for
+the kernel instead of injecting a parameters cell: the executed notebook stays identical in
+shape to the committed one. Papermill's per-cell timing metadata is stripped afterwards; the
+widget state that nbclient saves is kept, so the rendered page shows the widgets.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import nbformat
+
+from grokbook.profiles import resolve
+
+BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
+KERNEL = "python3"
+
+
+def list_chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
+    """The chapter notebooks (``NN_name.ipynb``) in reading order."""
+    return sorted(p for p in Path(book_dir).glob("*.ipynb") if re.match(r"\d\d_", p.name))
+
+
+def find_chapter(chapter: str, book_dir: Path = BOOK_DIR) -> Path:
+    """A chapter by number (``"1"``, ``"01"``), by name (``"grokking"``) or by path."""
+    path = Path(chapter)
+    if path.suffix == ".ipynb" and path.exists():
+        return path
+    chapters = list_chapters(book_dir)
+    for candidate in chapters:
+        number, name = candidate.stem.split("_", 1)
+        if chapter.isdigit() and int(chapter) == int(number) or chapter in (name, candidate.stem):
+            return candidate
+    known = ", ".join(p.stem for p in chapters) or f"none in {book_dir}"
+    raise ValueError(f"unknown chapter {chapter!r}; chapters: {known}")
+
+
+def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Strip papermill's per-cell and notebook metadata and execution timings; keep the rest."""
+    notebook.metadata.pop("papermill", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+    notebook.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3",
+                                       "language": "python"}
+    return notebook
+
+
+def execute(chapter: str | Path, profile: str | None = None, output: str | Path | None = None,
+            progress: bool = False) -> Path:
+    """Execute one chapter at ``profile`` and write it, cleaned, to ``output``.
+
+    ``output`` None writes the chapter back in place (what ``make book`` does). Raises
+    papermill's ``PapermillExecutionError`` when a cell fails, a claims cell included.
+    """
+    import papermill
+
+    path = find_chapter(str(chapter))
+    profile = resolve(profile)
+    output = Path(output) if output is not None else path
+    output.parent.mkdir(parents=True, exist_ok=True)
+    previous = {key: os.environ.get(key) for key in ("GROKBOOK_PROFILE", "GROKBOOK_PROGRESS")}
+    os.environ["GROKBOOK_PROFILE"] = profile
+    os.environ["GROKBOOK_PROGRESS"] = "0"
+    try:
+        notebook = papermill.execute_notebook(
+            str(path), None, kernel_name=KERNEL, cwd=str(path.parent), progress_bar=progress,
+        )
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    nbformat.write(clean(notebook), str(output))
+    return output

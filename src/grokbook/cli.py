@@ -1,0 +1,119 @@
+"""The ``grokbook`` command: train one model, or execute a chapter of the book.
+
+    grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
+    grokbook run 1 --profile ci
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from grokbook import chapters, measures, profiles
+from grokbook.models import MODELS, make_model
+from grokbook.tasks import OPERATIONS, modular_arithmetic
+from grokbook.train import train
+
+MODEL_DEFAULTS = {
+    "fnn": {"d_embed": 32, "width": 128, "depth": 2},
+    "transformer": {"d_model": 128, "n_heads": 4, "d_mlp": 512, "n_layers": 1},
+}
+
+
+def _train(args: argparse.Namespace) -> int:
+    data = modular_arithmetic(args.task, args.p, args.frac, seed=args.seed)
+    options = dict(MODEL_DEFAULTS[args.model], init_scale=args.init_scale)
+    model = make_model(args.model, data.vocab_size, data.n_classes, seed=args.seed, **options)
+    print(f"{data}; {args.model} {options}")
+    history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
+                    batch_size=args.batch_size, eval_every=args.eval_every,
+                    stop_acc=args.stop_acc, seed=args.seed, device=args.device,
+                    progress=not args.quiet, desc=f"{args.model} {args.task} mod {args.p}")
+    history.config.update(task=args.task, p=args.p, frac=args.frac, model_options=options)
+    stats = measures.summary(history)
+    rate = history.config["steps"] / history.seconds if history.seconds else float("nan")
+
+    def epochs(value: int | None) -> str:
+        return "not reached" if value is None else f"epoch {value}"
+
+    print(f"95% train accuracy: {epochs(stats['epochs_to_train'])}")
+    print(f"95% test accuracy:  {epochs(stats['epochs_to_test'])}")
+    gap = stats["time_gap"]
+    print(f"time gap:           {'unbounded (test never reached 95%)' if gap is None else gap}")
+    print(f"final accuracy:     train {stats['final_train_acc']:.3f}, "
+          f"test {stats['final_test_acc']:.3f}")
+    print(f"wall time:          {history.seconds:.1f} s ({rate:.0f} steps/s)")
+    if args.out:
+        path = history.save(f"{args.out}/history.json")
+        print(f"history saved to {path}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    targets = chapters.list_chapters() if args.chapter == "all" else [args.chapter]
+    for target in targets:
+        output = None
+        if not args.inplace:
+            stem = chapters.find_chapter(str(target)).stem
+            output = f"{args.output_dir}/{stem}.{profiles.resolve(args.profile)}.ipynb"
+        path = chapters.execute(target, profile=args.profile, output=output,
+                                progress=not args.quiet)
+        print(f"executed {target} at profile {profiles.resolve(args.profile)} -> {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grokbook", description="Grokking, reproduced: train models, run the book.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    t = commands.add_parser("train", help="train one model on modular arithmetic",
+                            description="Train one model on (a op b) mod p and print when it "
+                                        "fits, when it generalizes, and the time gap.")
+    t.add_argument("--task", default="add", choices=list(OPERATIONS),
+                   help="the operation (default: add)")
+    t.add_argument("--p", type=int, default=59, help="the modulus (default: 59)")
+    t.add_argument("--frac", type=float, default=0.5,
+                   help="fraction of the table used for training, in (0, 1) (default: 0.5)")
+    t.add_argument("--model", default="fnn", choices=list(MODELS), help="default: fnn")
+    t.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default: 1e-2)")
+    t.add_argument("--wd", type=float, default=1.0, help="AdamW weight decay (default: 1.0)")
+    t.add_argument("--init-scale", type=float, default=1.0,
+                   help="multiplies PyTorch's default init (default: 1.0)")
+    t.add_argument("--epochs", type=int, default=2000, help="full-batch epochs (default: 2000)")
+    t.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    t.add_argument("--eval-every", type=int, default=10, help="default: 10")
+    t.add_argument("--stop-acc", type=float, default=None,
+                   help="stop once test accuracy reaches this (default: train all epochs)")
+    t.add_argument("--seed", type=int, default=0, help="seeds the split and the init")
+    t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
+    t.add_argument("--out", default=None, help="folder to save the history to (JSON)")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(handler=_train)
+
+    r = commands.add_parser("run", help="execute a chapter of the book with papermill",
+                            description="Execute a chapter (or 'all') at a profile.")
+    r.add_argument("chapter", help="number (1), name (grokking), path, or 'all'")
+    r.add_argument("--profile", default=None, choices=profiles.PROFILE_NAMES,
+                   help="ci, book or paper (default: $GROKBOOK_PROFILE, else book)")
+    r.add_argument("--inplace", action="store_true",
+                   help="write the executed chapter over the committed one (make book)")
+    r.add_argument("--output-dir", default="_build/executed",
+                   help="where executed copies go unless --inplace (default: _build/executed)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(handler=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ValueError as error:
+        print(f"grokbook: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Numbers that summarise a training run: when an accuracy is reached, the time gap, norms.
+
+The *time gap* is the length of the memorization plateau, the GrokTransfer paper's yardstick:
+the first epoch with 95% test accuracy minus the first epoch with 95% train accuracy. A long gap
+is grokking; a gap near zero is generalizing as fast as fitting.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from grokbook.train import History
+
+
+def weight_norm(model: nn.Module) -> float:
+    """The L2 norm of all parameters of ``model`` taken together."""
+    with torch.no_grad():
+        return torch.sqrt(sum(p.detach().pow(2).sum() for p in model.parameters())).item()
+
+
+def epochs_to(history: History, metric: str = "test_acc", threshold: float = 0.95) -> int | None:
+    """The first recorded epoch at which ``metric`` reaches ``threshold``, or None if never.
+
+    ``metric`` is a column of the history (``"train_acc"``, ``"test_acc"``, ...). The answer is
+    exact to the history's evaluation interval.
+    """
+    values = history.column(metric)
+    for epoch, value in zip(history.epoch, values):
+        if value >= threshold:
+            return epoch
+    return None
+
+
+def time_gap(history: History, threshold: float = 0.95) -> int | None:
+    """Epochs between reaching ``threshold`` train accuracy and the same test accuracy.
+
+    None when test accuracy never reaches the threshold within the run (an unbounded gap).
+    """
+    train = epochs_to(history, "train_acc", threshold)
+    test = epochs_to(history, "test_acc", threshold)
+    if train is None or test is None:
+        return None
+    return test - train
+
+
+def summary(history: History, threshold: float = 0.95) -> dict[str, int | float | None]:
+    """The headline numbers of a run: epochs to ``threshold`` train and test accuracy, the time
+    gap, the final accuracies, the epochs run and the wall time."""
+    return {
+        "epochs_to_train": epochs_to(history, "train_acc", threshold),
+        "epochs_to_test": epochs_to(history, "test_acc", threshold),
+        "time_gap": time_gap(history, threshold),
+        "final_train_acc": history.train_acc[-1],
+        "final_test_acc": history.test_acc[-1],
+        "epochs": history.epoch[-1],
+        "seconds": history.seconds,
+    }
+
+
+def aligned(histories: list[History], column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Put several runs' ``column`` on one epoch grid: ``(epochs, values)``, values ``(runs, T)``.
+
+    The grid is the union of the runs' evaluation epochs; each run contributes its last value
+    recorded at or before each grid epoch, so a run that stopped early (its test accuracy held
+    above the target) is held at its final value.
+    """
+    if not histories:
+        raise ValueError("histories must hold at least one History")
+    epochs = np.unique(np.concatenate([np.asarray(h.epoch) for h in histories]))
+    values = np.empty((len(histories), len(epochs)))
+    for row, history in zip(values, histories):
+        index = np.searchsorted(history.epoch, epochs, side="right") - 1
+        row[:] = np.asarray(history.column(column), dtype=float)[np.clip(index, 0, None)]
+    return epochs, values

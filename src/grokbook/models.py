@@ -1,0 +1,143 @@
+"""The networks of the book: a bias-free FNN and a decoder-only Transformer (Nanda et al. style).
+
+Both read a batch of operand tokens of shape ``(n, 2)`` and return logits over the ``n_classes``
+answers. Both take an ``init_scale`` that multiplies every parameter after PyTorch's default
+initialisation, the knob of Omnigrok (Liu et al., 2022) and of the GrokTransfer paper's grids.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def scale_parameters(model: nn.Module, init_scale: float) -> None:
+    """Multiply every parameter of ``model`` by ``init_scale`` in place."""
+    if not init_scale > 0:
+        raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(init_scale)
+
+
+def _check_positive(**sizes: int) -> None:
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+class FNN(nn.Module):
+    """Bias-free fully-connected network on concatenated operand embeddings.
+
+    ``f(a, b) = W_depth relu(... relu(W_1 [E a; E b]))``: ``depth`` weight matrices after the
+    embedding ``E`` (``depth=3`` is the GrokTransfer paper's "3-layer FNN"), hidden width
+    ``width``, no biases anywhere.
+    """
+
+    def __init__(self, vocab_size: int, n_classes: int, d_embed: int = 128, width: int = 512,
+                 depth: int = 3, init_scale: float = 1.0, n_operands: int = 2):
+        super().__init__()
+        _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_embed=d_embed,
+                        width=width, depth=depth, n_operands=n_operands)
+        self.embed = nn.Embedding(vocab_size, d_embed)
+        dims = [n_operands * d_embed] + [width] * (depth - 1) + [n_classes]
+        self.layers = nn.ModuleList(
+            nn.Linear(d_in, d_out, bias=False) for d_in, d_out in zip(dims[:-1], dims[1:])
+        )
+        scale_parameters(self, init_scale)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        h = self.embed(tokens).flatten(1)
+        for layer in self.layers[:-1]:
+            h = F.relu(layer(h))
+        return self.layers[-1](h)
+
+
+class Block(nn.Module):
+    """One pre-norm Transformer block: causal multi-head attention, then a ReLU MLP."""
+
+    def __init__(self, d_model: int, n_heads: int, d_mlp: int, layer_norm: bool):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        self.n_heads = n_heads
+        self.ln_attn = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.query = nn.Linear(d_model, d_model, bias=False)
+        self.key_value = nn.Linear(d_model, 2 * d_model, bias=False)
+        self.out = nn.Linear(d_model, d_model, bias=False)
+        self.ln_mlp = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp), nn.ReLU(), nn.Linear(d_mlp, d_model))
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, d = x.shape
+        return x.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """Run the block; with ``last_only`` compute the output at the final position only.
+
+        The loss reads only the "=" position, so the last block skips the others' queries
+        and MLPs: less work, same logits.
+        """
+        h = self.ln_attn(x)
+        residual, h_query = (x[:, -1:], h[:, -1:]) if last_only else (x, h)
+        keys, values = self.key_value(h).chunk(2, dim=-1)
+        attended = F.scaled_dot_product_attention(
+            self._heads(self.query(h_query)), self._heads(keys), self._heads(values),
+            is_causal=not last_only,
+        )
+        n, _, t, _ = attended.shape
+        x = residual + self.out(attended.transpose(1, 2).reshape(n, t, -1))
+        return x + self.mlp(self.ln_mlp(x))
+
+
+class Transformer(nn.Module):
+    """Decoder-only Transformer on the sequence ``a, b, =`` in the style of Nanda et al. (2023).
+
+    Token and learned position embeddings, ``n_layers`` blocks (attention without biases, a
+    ReLU MLP of width ``d_mlp``), optional LayerNorm (Nanda et al. use none), and an unembedding
+    read at the "=" position only. The "=" token is index ``vocab_size``.
+    """
+
+    def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, n_heads: int = 4,
+                 d_mlp: int = 512, n_layers: int = 1, layer_norm: bool = False,
+                 init_scale: float = 1.0, n_operands: int = 2):
+        super().__init__()
+        _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model,
+                        n_heads=n_heads, d_mlp=d_mlp, n_layers=n_layers, n_operands=n_operands)
+        self.equals_token = vocab_size
+        self.embed = nn.Embedding(vocab_size + 1, d_model)
+        self.pos_embed = nn.Embedding(n_operands + 1, d_model)
+        self.blocks = nn.ModuleList(
+            Block(d_model, n_heads, d_mlp, layer_norm) for _ in range(n_layers)
+        )
+        self.ln_final = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
+        self.unembed = nn.Linear(d_model, n_classes, bias=False)
+        scale_parameters(self, init_scale)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        equals = torch.full_like(tokens[:, :1], self.equals_token)
+        sequence = torch.cat([tokens, equals], dim=1)
+        x = self.embed(sequence) + self.pos_embed.weight[: sequence.shape[1]]
+        for i, block in enumerate(self.blocks):
+            x = block(x, last_only=i == len(self.blocks) - 1)
+        return self.unembed(self.ln_final(x[:, -1]))
+
+
+MODELS = {"fnn": FNN, "transformer": Transformer}
+
+
+def make_model(kind: str, vocab_size: int, n_classes: int, seed: int = 0,
+               **options) -> nn.Module:
+    """Build a model by name (``"fnn"`` or ``"transformer"``), initialised from ``seed``.
+
+    ``options`` go to the model's constructor (``d_embed``, ``width``, ``depth`` for the FNN;
+    ``d_model``, ``n_heads``, ``d_mlp``, ``n_layers``, ``layer_norm`` for the Transformer;
+    ``init_scale`` for both). The global random state is left as it was.
+    """
+    if kind not in MODELS:
+        raise ValueError(f"unknown model {kind!r}; known models: {', '.join(MODELS)}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return MODELS[kind](vocab_size, n_classes, **options)
+

@@ -1,0 +1,145 @@
+"""One figure style for the whole book.
+
+Train curves are dashed, test curves solid; epochs run on a log axis (grokking spans decades);
+several seeds are drawn as their median and a band from the lowest to the highest. Call
+:func:`use_style` once at the top of a chapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+import numpy as np
+
+from grokbook.measures import aligned, epochs_to
+from grokbook.train import History
+
+TRAIN_STYLE = {"linestyle": "--", "alpha": 0.9}
+TEST_STYLE = {"linestyle": "-"}
+PALETTE = ["#1f5fa6", "#d1495b", "#2e933c", "#edae49", "#7b4b94", "#00798c", "#8c564b"]
+
+
+def use_style() -> None:
+    """Set the book's matplotlib style: small PNGs, readable fonts, light grid, one palette."""
+    mpl.rcParams.update({
+        "figure.figsize": (6.4, 3.6),
+        "figure.dpi": 90,
+        "savefig.dpi": 90,
+        "figure.constrained_layout.use": True,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.prop_cycle": mpl.cycler(color=PALETTE),
+        "font.size": 10,
+        "axes.titlesize": 10,
+        "legend.fontsize": 8,
+        "legend.frameon": False,
+        "lines.linewidth": 1.6,
+    })
+
+
+def _as_list(histories: History | Sequence[History]) -> list[History]:
+    return [histories] if isinstance(histories, History) else list(histories)
+
+
+def plot_band(ax: plt.Axes, histories: History | Sequence[History], column: str,
+              color: str | None = None, label: str | None = None, **style) -> None:
+    """Draw ``column`` against epochs: the median over runs and a min-max band (log x axis).
+
+    Runs that stopped early are held at their last value (see ``measures.aligned``).
+    """
+    epochs, values = aligned(_as_list(histories), column)
+    keep = epochs > 0  # a log axis has no epoch 0
+    epochs, values = epochs[keep], values[:, keep]
+    (line,) = ax.plot(epochs, np.median(values, axis=0), color=color, label=label, **style)
+    if len(values) > 1:
+        ax.fill_between(epochs, values.min(axis=0), values.max(axis=0), color=line.get_color(),
+                        alpha=0.18, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("epoch")
+
+
+def plot_curves(histories: History | Sequence[History], metric: str = "acc",
+                ax: plt.Axes | None = None, color: str | None = None,
+                label: str = "") -> plt.Axes:
+    """Train (dashed) and test (solid) ``metric`` (``"acc"`` or ``"loss"``) over epochs."""
+    if metric not in ("acc", "loss"):
+        raise ValueError(f"metric must be 'acc' or 'loss', got {metric!r}")
+    ax = ax or plt.gca()
+    color = color or PALETTE[0]
+    prefix = f"{label} " if label else ""
+    plot_band(ax, histories, f"train_{metric}", color=color, label=f"{prefix}train",
+              **TRAIN_STYLE)
+    plot_band(ax, histories, f"test_{metric}", color=color, label=f"{prefix}test", **TEST_STYLE)
+    if metric == "loss":
+        ax.set_yscale("log")
+        ax.set_ylabel("cross-entropy loss")
+    else:
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(-0.02, 1.02)
+    ax.legend(loc="best")
+    return ax
+
+
+def mark_time_gap(ax: plt.Axes, history: History, threshold: float = 0.95,
+                  color: str = "0.5") -> None:
+    """Shade the memorization plateau: from ``threshold`` train accuracy to the same test
+    accuracy (to the end of the run if test accuracy never gets there)."""
+    start = epochs_to(history, "train_acc", threshold)
+    if start is None:
+        return
+    end = epochs_to(history, "test_acc", threshold) or history.epoch[-1]
+    ax.axvspan(max(start, 1), max(end, 1), color=color, alpha=0.12, linewidth=0,
+               label="time gap")
+
+
+def training_figure(histories: History | Sequence[History], title: str = "",
+                    color: str | None = None) -> plt.Figure:
+    """The book's standard picture of a run: accuracy, loss and weight norm side by side."""
+    runs = _as_list(histories)
+    fig, (acc, loss, norm) = plt.subplots(1, 3, figsize=(10, 3.2))
+    plot_curves(runs, "acc", ax=acc, color=color)
+    mark_time_gap(acc, runs[0])
+    acc.legend(loc="best")
+    plot_curves(runs, "loss", ax=loss, color=color)
+    plot_band(norm, runs, "weight_norm", color=color or PALETTE[0])
+    norm.set_ylabel("weight norm")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_task_table(data, ax: plt.Axes | None = None) -> plt.Axes:
+    """The whole table ``(a op b) mod p`` as an image; the test cells are hidden in grey, so the
+    reader sees how little of the table the network is shown."""
+    ax = ax or plt.gca()
+    table = np.full((data.p, data.p), np.nan)
+    a, b = data.x_train.T.numpy()
+    table[a, b] = data.y_train.numpy()
+    ax.set_facecolor("0.88")
+    ax.imshow(table, cmap="twilight", interpolation="nearest")
+    ax.set_xlabel("b")
+    ax.set_ylabel("a")
+    ax.grid(False)
+    return ax
+
+
+def plot_heatmap(ax: plt.Axes, values: np.ndarray, rows: Sequence, cols: Sequence,
+                 row_label: str, col_label: str, never: str = "never") -> plt.Axes:
+    """A grid of epochs (``values[i, j]``, NaN for "never within the budget"), annotated."""
+    shown = np.ma.masked_invalid(np.asarray(values, dtype=float))
+    image = ax.imshow(shown, cmap="YlOrBr", aspect="auto")
+    ax.set_facecolor("0.85")
+    for (i, j), value in np.ndenumerate(np.asarray(values, dtype=float)):
+        text = never if np.isnan(value) else f"{value:.0f}"
+        ax.text(j, i, text, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(col_label)
+    ax.set_ylabel(row_label)
+    ax.grid(False)
+    plt.colorbar(image, ax=ax, shrink=0.8)
+    return ax

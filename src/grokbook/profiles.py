@@ -1,0 +1,91 @@
+"""Named sizes of every chapter's experiments: ``ci``, ``book`` and ``paper``.
+
+One notebook, three sizes. ``ci`` is tiny (the tests re-run each chapter with it in seconds),
+``book`` is what the rendered book shows and runs in minutes on a 2-core laptop CPU, ``paper`` is
+the papers' own settings, written for a GPU (it still starts on a CPU, slowly). A chapter's claims
+must hold at every profile; only the resolution of its pictures changes.
+
+A chapter reads its settings with ``profiles.load("grokking", profile)``; the profile defaults to
+the environment variable ``GROKBOOK_PROFILE``, else ``"book"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from typing import Any
+
+PROFILE_NAMES = ("ci", "book", "paper")
+
+
+class Profile(dict):
+    """A chapter's settings at one size: a dict that also reads as attributes (``P.p``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"profile {self.get('name')!r} has no setting {name!r}; "
+                                 f"settings: {', '.join(self)}") from None
+
+
+# Chapter 1, "Grokking". Ours for ci and book: p and widths small enough for a CPU, lr and weight
+# decay raised so the plateau ends within a few thousand epochs (the delay scales roughly like
+# 1 / (lr * wd), Liu et al. 2022). paper: Nanda et al.'s 1-layer Transformer on a+b mod 113 with
+# 30% train, and the GrokTransfer paper's 3-layer FNN target.
+_GROKKING = {
+    "ci": {
+        "p": 31, "frac": 0.6, "seeds": [0, 1],
+        "fnn": {"d_embed": 16, "width": 64, "depth": 2, "init_scale": 1.0},
+        "fnn_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 1200, "eval_every": 10},
+        "transformer": {"d_model": 32, "n_heads": 4, "d_mlp": 128, "n_layers": 1,
+                        "init_scale": 0.5},
+        "transformer_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 1500,
+                              "eval_every": 10, "warmup_steps": 10},
+        "wd_grid": [0.0, 1.0], "frac_grid": [0.6, 0.8], "grid_epochs": 1500,
+        "init_scales": [0.5, 2.0], "init_epochs": 1500,
+    },
+    "book": {
+        "p": 59, "frac": 0.5, "seeds": [0, 1, 2],
+        "fnn": {"d_embed": 32, "width": 128, "depth": 2, "init_scale": 1.0},
+        "fnn_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 2000, "eval_every": 10},
+        "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1,
+                        "init_scale": 0.5},
+        "transformer_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 2000,
+                              "eval_every": 10, "warmup_steps": 10},
+        "wd_grid": [0.0, 0.3, 1.0, 3.0], "frac_grid": [0.3, 0.5, 0.7], "grid_epochs": 3000,
+        "init_scales": [0.5, 1.0, 2.0, 4.0], "init_epochs": 3000,
+    },
+    "paper": {
+        "p": 113, "frac": 0.3, "seeds": [0, 1, 2, 3, 4],
+        "fnn": {"d_embed": 128, "width": 512, "depth": 3, "init_scale": 1.0},
+        "fnn_train": {"lr": 1e-3, "weight_decay": 1.0, "epochs": 30000, "eval_every": 50},
+        "transformer": {"d_model": 128, "n_heads": 4, "d_mlp": 512, "n_layers": 1,
+                        "init_scale": 1.0},
+        "transformer_train": {"lr": 1e-3, "weight_decay": 1.0, "epochs": 30000,
+                              "eval_every": 50, "warmup_steps": 10},
+        "wd_grid": [0.0, 0.1, 0.3, 1.0, 3.0], "frac_grid": [0.2, 0.3, 0.5, 0.7],
+        "grid_epochs": 30000,
+        "init_scales": [0.5, 1.0, 2.0, 4.0, 8.0], "init_epochs": 30000,
+    },
+}
+
+CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {"grokking": _GROKKING}
+
+
+def resolve(profile: str | None = None) -> str:
+    """The profile to use: ``profile`` if given, else ``$GROKBOOK_PROFILE``, else ``"book"``."""
+    name = profile if profile is not None else os.environ.get("GROKBOOK_PROFILE", "book")
+    if name not in PROFILE_NAMES:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILE_NAMES)}")
+    return name
+
+
+def load(chapter: str, profile: str | None = None) -> Profile:
+    """The settings of ``chapter``'s experiments at ``profile`` (see :func:`resolve`)."""
+    if chapter not in CHAPTERS:
+        raise ValueError(f"unknown chapter {chapter!r}; chapters with profiles: "
+                         f"{', '.join(CHAPTERS)}")
+    name = resolve(profile)
+    return Profile(copy.deepcopy(CHAPTERS[chapter][name]), name=name)
+

@@ -1,0 +1,124 @@
+"""Data sets as tensors: modular arithmetic tables (a o b) mod p.
+
+Grokking was found on tiny algorithmic tasks (Power et al., 2022): the whole table of
+``(a, b) -> (a o b) mod p`` is known, a random fraction of it is shown to the network, and the
+rest is the test set. Everything here is a pure function of its arguments: the same seed gives
+the same split on every machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+def is_prime(n: int) -> bool:
+    """Whether ``n`` is a prime number (trial division; the moduli here are small)."""
+    if n < 2:
+        return False
+    return all(n % d for d in range(2, int(n**0.5) + 1))
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One binary operation mod p.
+
+    ``fn`` maps integer tensors ``a, b`` and the modulus to ``(a o b) mod p``; ``needs_prime``
+    says whether the table only makes sense for prime p (inverses for division, the cyclic group
+    for multiplication); ``nonzero_b`` excludes ``b = 0`` (division).
+    """
+
+    formula: str
+    fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+    needs_prime: bool = False
+    nonzero_b: bool = False
+
+
+def _divide(a: torch.Tensor, b: torch.Tensor, p: int) -> torch.Tensor:
+    inverse = torch.tensor([pow(int(v), p - 2, p) if v else 0 for v in range(p)])
+    return (a * inverse[b]) % p
+
+
+OPERATIONS: dict[str, Operation] = {
+    "add": Operation("a + b", lambda a, b, p: (a + b) % p),
+    "sub": Operation("a - b", lambda a, b, p: (a - b) % p),
+    "mul": Operation("a * b", lambda a, b, p: (a * b) % p, needs_prime=True),
+    "div": Operation("a / b", _divide, needs_prime=True, nonzero_b=True),
+    "sum_sq": Operation("a^2 + b^2", lambda a, b, p: (a * a + b * b) % p),
+    "quad": Operation("a^2 + ab + b^2", lambda a, b, p: (a * a + a * b + b * b) % p),
+    "sq_sub": Operation("a^2 - b", lambda a, b, p: (a * a - b) % p),
+    "cube_add": Operation("a^3 + ab", lambda a, b, p: (a * a * a + a * b) % p),
+}
+
+
+@dataclass(frozen=True)
+class ModularData:
+    """A train/test split of the table of ``(a o b) mod p``.
+
+    ``x_*`` hold operand tokens, shape ``(n, 2)``, values in ``0..p-1``; ``y_*`` the answers.
+    """
+
+    op: str
+    p: int
+    frac: float
+    seed: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def n_classes(self) -> int:
+        return self.p
+
+    @property
+    def vocab_size(self) -> int:
+        return self.p
+
+    def __repr__(self) -> str:
+        formula = OPERATIONS[self.op].formula
+        return (f"ModularData({formula} mod {self.p}: {len(self.y_train)} train, "
+                f"{len(self.y_test)} test, seed {self.seed})")
+
+
+def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
+                       seed: int = 0) -> ModularData:
+    """The table of ``(a op b) mod p``, split at random into train and test.
+
+    Args:
+        op: one of ``OPERATIONS`` (``"add"``, ``"sub"``, ``"mul"``, ``"div"``, ...).
+        p: the modulus, at least 2; prime where the operation needs it (``mul``, ``div``).
+        frac: the fraction of the table used for training, strictly between 0 and 1.
+        seed: seeds the random split (the same seed gives the same split).
+
+    Raises:
+        ValueError: naming the bad parameter and what is allowed.
+    """
+    if op not in OPERATIONS:
+        raise ValueError(f"unknown op {op!r}; known operations: {', '.join(OPERATIONS)}")
+    operation = OPERATIONS[op]
+    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+        raise ValueError(f"p must be an integer >= 2, got {p!r}")
+    if operation.needs_prime and not is_prime(p):
+        raise ValueError(f"p must be prime for op {op!r} ({operation.formula}), got p={p}: "
+                         "without a prime modulus the table is not a group")
+    if not 0.0 < frac < 1.0:
+        raise ValueError(f"frac must lie strictly between 0 and 1, got {frac!r}")
+
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    if operation.nonzero_b:
+        a, b = a[b != 0], b[b != 0]
+    x = torch.stack([a, b], dim=1)
+    y = operation.fn(a, b, p)
+
+    n_train = round(frac * len(y))
+    if not 0 < n_train < len(y):
+        raise ValueError(f"frac={frac} leaves an empty train or test set for p={p} "
+                         f"({len(y)} pairs in all)")
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(y), generator=generator)
+    train, test = order[:n_train], order[n_train:]
+    return ModularData(op, p, frac, seed, x[train], y[train], x[test], y[test])

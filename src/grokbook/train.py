@@ -1,0 +1,249 @@
+"""The one training loop of the book, and the ``History`` it returns.
+
+Every chapter trains through :func:`train`: full batch (the papers' default, one step per epoch)
+or minibatches, AdamW unless told otherwise, an optional gradient transform between backward
+and the optimizer step (where GrokFast and friends plug in), evaluation every ``eval_every``
+epochs, an early stop once test accuracy holds above a target, and a progress bar.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from grokbook.measures import weight_norm
+
+METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
+
+
+@dataclass
+class History:
+    """What a training run measured, one entry per evaluation.
+
+    ``epoch`` counts passes over the training set (with full batch, one optimizer step each);
+    the other columns are measured at the parameters reached after that many epochs. ``extras``
+    holds any further measures passed to :func:`train`; ``config`` what the run was;
+    ``seconds`` its wall time.
+    """
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    weight_norm: list[float] = field(default_factory=list)
+    extras: dict[str, list[float]] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def column(self, name: str) -> list:
+        """One measured column by name: a standard metric or an extra measure."""
+        if name in METRICS:
+            return getattr(self, name)
+        if name in self.extras:
+            return self.extras[name]
+        raise KeyError(f"no column {name!r}; columns: {', '.join([*METRICS, *self.extras])}")
+
+    def save(self, path: str | Path) -> Path:
+        """Write to ``path``: JSON for ``.json``, NumPy's archive for ``.npz``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix == ".json":
+            path.write_text(json.dumps(asdict(self)))
+        elif path.suffix == ".npz":
+            columns = {name: np.asarray(getattr(self, name)) for name in METRICS}
+            columns.update({f"extras.{k}": np.asarray(v) for k, v in self.extras.items()})
+            np.savez(path, **columns, config=json.dumps(self.config), seconds=self.seconds)
+        else:
+            raise ValueError(f"path must end in .json or .npz, got {str(path)!r}")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> History:
+        """Read a history written by :meth:`save`."""
+        path = Path(path)
+        if path.suffix == ".json":
+            return cls(**json.loads(path.read_text()))
+        if path.suffix == ".npz":
+            with np.load(path) as archive:
+                columns = {name: archive[name].tolist() for name in METRICS}
+                extras = {k.removeprefix("extras."): archive[k].tolist()
+                          for k in archive.files if k.startswith("extras.")}
+                return cls(**columns, extras=extras, config=json.loads(str(archive["config"])),
+                           seconds=float(archive["seconds"]))
+        raise ValueError(f"path must end in .json or .npz, got {str(path)!r}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def progress_enabled(progress: bool | None) -> bool:
+    """Show progress bars unless told not to, or ``GROKBOOK_PROGRESS=0`` is set (tests, builds)."""
+    if progress is not None:
+        return progress
+    return os.environ.get("GROKBOOK_PROGRESS", "1") != "0"
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    with torch.no_grad():
+        logits = model(x)
+        return F.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
+
+
+def train(
+    model: nn.Module,
+    data,
+    *,
+    epochs: int = 1000,
+    lr: float = 1e-3,
+    weight_decay: float = 1.0,
+    betas: tuple[float, float] = (0.9, 0.98),
+    batch_size: int | None = None,
+    warmup_steps: int = 0,
+    eval_every: int = 10,
+    stop_acc: float | None = None,
+    stop_patience: int = 1,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    optimizer: torch.optim.Optimizer | None = None,
+    grad_transform: Callable[[nn.Module], None] | None = None,
+    measures: dict[str, Callable[[nn.Module], float]] | None = None,
+    callback: Callable[[History], bool | None] | None = None,
+    progress: bool | None = None,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` on ``data`` with cross-entropy and return its :class:`History`.
+
+    Args:
+        model: maps a batch of inputs to logits; trained in place.
+        data: anything with ``x_train, y_train, x_test, y_test`` tensors (see ``grokbook.tasks``).
+        epochs: passes over the training set; full batch makes it the number of steps.
+        lr, weight_decay, betas: AdamW's (decoupled weight decay, as in PyTorch).
+        batch_size: None for full batch, else minibatches reshuffled every epoch from ``seed``.
+        warmup_steps: linear learning-rate warmup over this many steps (Nanda et al. use 10).
+        eval_every: measure every this many epochs (and at the first and the last).
+        stop_acc: stop once test accuracy is at least this for ``stop_patience`` evaluations
+            in a row; None trains for all ``epochs``.
+        seed: seeds the minibatch order (the model's init is seeded where it is built).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        optimizer: an optimizer over ``model``'s parameters to use instead of AdamW.
+        grad_transform: called as ``grad_transform(model)`` after backward, before the step,
+            to change the gradients in place (GrokFast, NeuralGrok).
+        measures: extra measures, ``name -> fn(model) -> float``, recorded at each evaluation.
+        callback: called with the history after each evaluation; returning True stops training.
+        progress: show a progress bar; None shows one unless ``GROKBOOK_PROGRESS=0``.
+        desc: the progress bar's label.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
+        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be None (full batch) or a positive integer, "
+                         f"got {batch_size!r}")
+    if stop_acc is not None and not 0.0 < stop_acc <= 1.0:
+        raise ValueError(f"stop_acc must lie in (0, 1] or be None, got {stop_acc!r}")
+
+    device = resolve_device(device)
+    model.to(device)
+    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
+    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
+    n_train = len(y_train)
+    full_batch = batch_size is None or batch_size >= n_train
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                                      betas=betas)
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    generator = torch.Generator().manual_seed(seed)
+    measures = measures or {}
+
+    history = History(
+        extras={name: [] for name in measures},
+        config={"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
+                "batch_size": batch_size, "warmup_steps": warmup_steps, "seed": seed,
+                "model": type(model).__name__, "n_train": n_train, "n_test": len(y_test)},
+    )
+    step = 0
+    streak = 0
+
+    def optimizer_step(loss: torch.Tensor) -> None:
+        nonlocal step
+        if warmup_steps:
+            factor = min(1.0, (step + 1) / warmup_steps)
+            for group, base in zip(optimizer.param_groups, base_lrs):
+                group["lr"] = base * factor
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_transform is not None:
+            grad_transform(model)
+        optimizer.step()
+        step += 1
+
+    def record(epoch: int, train_loss: float, train_acc: float) -> bool:
+        """Append one evaluation; return True when training should stop."""
+        nonlocal streak
+        test_loss, test_acc = _evaluate(model, x_test, y_test)
+        history.epoch.append(epoch)
+        history.train_loss.append(train_loss)
+        history.train_acc.append(train_acc)
+        history.test_loss.append(test_loss)
+        history.test_acc.append(test_acc)
+        history.weight_norm.append(weight_norm(model))
+        with torch.no_grad():  # a measure that needs gradients enables them itself
+            for name, measure in measures.items():
+                history.extras[name].append(float(measure(model)))
+        bar.set_postfix(train=f"{train_acc:.2f}", test=f"{test_acc:.2f}", refresh=False)
+        streak = streak + 1 if stop_acc is not None and test_acc >= stop_acc else 0
+        stop = stop_acc is not None and streak >= stop_patience
+        return bool(callback(history)) or stop if callback is not None else stop
+
+    start = time.perf_counter()
+    with tqdm(total=epochs, desc=desc, disable=not progress_enabled(progress),
+              leave=False) as bar:
+        for epoch in range(epochs + 1):
+            measuring = epoch % eval_every == 0 or epoch == epochs
+            last = epoch == epochs
+            if full_batch:
+                # One forward pass serves both the update and the train-set measurement.
+                with torch.set_grad_enabled(not last):
+                    logits = model(x_train)
+                    loss = F.cross_entropy(logits, y_train)
+                if measuring:
+                    accuracy = (logits.detach().argmax(-1) == y_train).float().mean().item()
+                    if record(epoch, loss.item(), accuracy):
+                        break
+                if last:
+                    break
+                optimizer_step(loss)
+            else:
+                if measuring and record(epoch, *_evaluate(model, x_train, y_train)):
+                    break
+                if last:
+                    break
+                order = torch.randperm(n_train, generator=generator).to(device)
+                for i in range(math.ceil(n_train / batch_size)):
+                    batch = order[i * batch_size:(i + 1) * batch_size]
+                    optimizer_step(F.cross_entropy(model(x_train[batch]), y_train[batch]))
+            bar.update(1)
+    history.seconds = time.perf_counter() - start
+    history.config["steps"] = step
+    return history

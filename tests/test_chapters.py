@@ -1,0 +1,45 @@
+import re
+
+import nbformat
+import pytest
+
+from grokbook import chapters
+
+
+def test_chapters_are_found_by_number_name_and_path():
+    first = chapters.list_chapters()[0]
+    assert first.name == "01_grokking.ipynb"
+    assert chapters.find_chapter("1") == chapters.find_chapter("01") == first
+    assert chapters.find_chapter("grokking") == chapters.find_chapter(str(first)) == first
+    with pytest.raises(ValueError, match="unknown chapter 'xor'"):
+        chapters.find_chapter("xor")
+
+
+def test_clean_strips_papermill_metadata():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")])
+    nb.metadata["papermill"] = {"duration": 1}
+    nb.cells[0].metadata.update(papermill={"duration": 1}, execution={"a": 1}, tags=["x"])
+    cleaned = chapters.clean(nb)
+    assert "papermill" not in cleaned.metadata
+    assert cleaned.cells[0].metadata == {"tags": ["x"]}
+    assert cleaned.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("path", chapters.list_chapters(), ids=lambda p: p.stem)
+def test_committed_chapter_is_clean_and_complete(path):
+    nb = nbformat.read(path, as_version=4)  # sources and texts as strings
+    cells = nb["cells"]
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in cells]
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    assert "papermill" not in nb["metadata"]
+    assert not any("papermill" in c["metadata"] or "execution" in c["metadata"] for c in cells)
+    params = [c for c, t in zip(cells, tags) if "parameters" in t]
+    assert params and re.search(r"^profile\s*=", params[0]["source"], re.M)
+    claims = [c for c, t in zip(cells, tags) if "nbval-check-output" in t]
+    assert len(claims) == 1 and claims[0] is [c for c in cells if c["cell_type"] == "code"][-1]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not any(o["output_type"] == "error" for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs)
+    claim_lines = "".join(o.get("text", "") for o in claims[0]["outputs"]).splitlines()
+    assert claim_lines and all(line.startswith("PASS: ") for line in claim_lines)
+    assert path.stat().st_size < 3_000_000

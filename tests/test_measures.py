@@ -1,0 +1,54 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from grokbook import measures
+from grokbook.train import History
+
+
+def history(train, test, step=10):
+    n = len(train)
+    return History(epoch=[i * step for i in range(n)], train_loss=[0.0] * n, train_acc=train,
+                   test_loss=[0.0] * n, test_acc=test, weight_norm=[1.0] * n)
+
+
+def test_epochs_to_and_time_gap():
+    h = history([0.1, 0.96, 1.0, 1.0, 1.0], [0.0, 0.0, 0.5, 0.95, 1.0])
+    assert measures.epochs_to(h, "train_acc") == 10
+    assert measures.epochs_to(h, "test_acc") == 30
+    assert measures.epochs_to(h, "test_acc", 0.4) == 20
+    assert measures.time_gap(h) == 20
+
+
+def test_never_reaching_the_threshold_is_none():
+    h = history([0.1, 1.0], [0.0, 0.2])
+    assert measures.epochs_to(h, "test_acc") is None
+    assert measures.time_gap(h) is None
+    assert measures.summary(h)["time_gap"] is None
+
+
+def test_weight_norm_of_known_weights():
+    layer = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[3.0, 0.0], [0.0, 4.0]]))
+    assert measures.weight_norm(layer) == pytest.approx(5.0)
+    assert measures.weight_norm(torch.nn.Sequential(layer, layer)) == pytest.approx(5.0)
+
+
+def test_aligned_holds_stopped_runs_at_their_last_value():
+    long = history([0.1, 0.5, 1.0, 1.0], [0.0, 0.2, 0.6, 0.9])
+    short = history([0.2, 1.0], [0.1, 0.99])
+    epochs, values = measures.aligned([long, short], "test_acc")
+    assert epochs.tolist() == [0, 10, 20, 30]
+    np.testing.assert_array_equal(values, [[0.0, 0.2, 0.6, 0.9], [0.1, 0.99, 0.99, 0.99]])
+    with pytest.raises(ValueError, match="at least one History"):
+        measures.aligned([], "test_acc")
+
+
+def test_summary_reports_the_final_state():
+    h = history([0.5, 1.0], [0.1, 0.3])
+    stats = measures.summary(h)
+    assert stats["final_test_acc"] == 0.3 and stats["epochs"] == 10
+    assert not math.isnan(stats["seconds"])

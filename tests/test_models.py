@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from grokbook.models import FNN, Block, Transformer, make_model
+
+
+def test_fnn_shapes_depth_and_no_biases():
+    model = FNN(vocab_size=11, n_classes=11, d_embed=4, width=16, depth=3)
+    assert model(torch.tensor([[1, 2], [3, 4]])).shape == (2, 11)
+    assert [tuple(layer.weight.shape) for layer in model.layers] == [(16, 8), (16, 16), (11, 16)]
+    assert all(layer.bias is None for layer in model.layers)
+
+
+@pytest.mark.parametrize("kind", ["fnn", "transformer"])
+def test_init_scale_multiplies_every_default_parameter(kind):
+    base = make_model(kind, 7, 7, seed=5)
+    scaled = make_model(kind, 7, 7, seed=5, init_scale=3.0)
+    for a, b in zip(base.parameters(), scaled.parameters()):
+        torch.testing.assert_close(3.0 * a, b)
+
+
+def test_make_model_is_seeded_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(0)
+    before = torch.rand(1)
+    torch.manual_seed(0)
+    a = make_model("fnn", 7, 7, seed=1)
+    after = torch.rand(1)
+    b = make_model("fnn", 7, 7, seed=1)
+    assert torch.equal(before, after)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+def test_transformer_shapes(layer_norm):
+    model = Transformer(13, 13, d_model=16, n_heads=2, d_mlp=32, n_layers=2, layer_norm=layer_norm)
+    assert model(torch.randint(0, 13, (5, 2))).shape == (5, 13)
+    assert model.embed.num_embeddings == 14  # 13 numbers and "="
+
+
+def test_block_last_only_matches_the_full_computation_at_the_last_position():
+    torch.manual_seed(0)
+    block = Block(d_model=16, n_heads=4, d_mlp=32, layer_norm=True)
+    x = torch.randn(6, 3, 16)
+    torch.testing.assert_close(block(x, last_only=True)[:, 0], block(x)[:, -1])
+
+
+def test_attention_is_causal():
+    torch.manual_seed(0)
+    block = Block(d_model=8, n_heads=2, d_mlp=16, layer_norm=False)
+    x = torch.randn(2, 3, 8)
+    changed = x.clone()
+    changed[:, 2] += 1.0
+    torch.testing.assert_close(block(x)[:, :2], block(changed)[:, :2])
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: make_model("mlp", 7, 7), "unknown model 'mlp'; known models: fnn, transformer"),
+    (lambda: FNN(7, 7, width=0), "width must be a positive integer"),
+    (lambda: FNN(7, 7, depth=0), "depth must be a positive integer"),
+    (lambda: FNN(7, 7, init_scale=0), "init_scale must be positive"),
+    (lambda: Transformer(7, 7, d_model=10, n_heads=4), r"d_model \(10\) must be divisible"),
+])
+def test_bad_model_settings_raise_clear_errors(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()

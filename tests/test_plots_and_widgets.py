@@ -1,0 +1,45 @@
+import matplotlib.pyplot as plt
+import numpy as np
+
+from grokbook import plots, profiles
+from grokbook.tasks import modular_arithmetic
+from grokbook.train import History
+from grokbook.widgets import grokking_explorer
+
+
+def fake(n, stop=None):
+    epochs = list(range(0, 10 * n, 10))[:stop]
+    k = len(epochs)
+    return History(epoch=epochs, train_loss=[1.0] * k, train_acc=[1.0] * k, test_loss=[1.0] * k,
+                   test_acc=list(np.linspace(0, 1, k)), weight_norm=[2.0] * k)
+
+
+def test_training_figure_draws_seeds_of_different_lengths():
+    plots.use_style()
+    fig = plots.training_figure([fake(20), fake(20, stop=12)], title="t")
+    acc = fig.axes[0]
+    assert acc.get_xscale() == "log"
+    assert {line.get_label() for line in acc.get_lines()} >= {"train", "test"}
+    plt.close(fig)
+
+
+def test_heatmap_and_task_table_draw():
+    fig, (a, b) = plt.subplots(1, 2)
+    plots.plot_heatmap(a, np.array([[1.0, np.nan]]), [0.0], [0.3, 0.5], "wd", "frac")
+    assert [t.get_text() for t in a.texts] == ["1", "never"]
+    plots.plot_task_table(modular_arithmetic("add", 7, 0.5), b)
+    plt.close(fig)
+
+
+def test_the_explorer_trains_live_when_clicked():
+    settings = profiles.load("grokking", "ci")
+    settings["fnn_train"]["epochs"] = 200
+    widget = grokking_explorer(settings, initial=fake(5))
+    controls, status, _ = widget.children
+    sliders = {c.description: c for c in controls.children}
+    sliders["p (prime)"].value = 17
+    sliders["epochs"].value = 200
+    button = controls.children[-1]
+    button.click()
+    assert "95% train:" in status.value and "epochs/s" in status.value
+    assert not button.disabled

@@ -1,0 +1,38 @@
+import pytest
+
+from grokbook import profiles
+
+
+def test_every_chapter_defines_every_profile_with_the_same_settings():
+    for chapter, sizes in profiles.CHAPTERS.items():
+        assert set(sizes) == set(profiles.PROFILE_NAMES), chapter
+        keys = {name: set(settings) for name, settings in sizes.items()}
+        assert len({frozenset(k) for k in keys.values()}) == 1, keys
+
+
+def test_profile_comes_from_the_argument_then_the_environment_then_book(monkeypatch):
+    monkeypatch.delenv("GROKBOOK_PROFILE", raising=False)
+    assert profiles.load("grokking").name == "book"
+    monkeypatch.setenv("GROKBOOK_PROFILE", "paper")
+    assert profiles.load("grokking").p == 113
+    assert profiles.load("grokking", "ci").name == "ci"
+
+
+def test_profiles_are_copies():
+    profiles.load("grokking", "ci").fnn["width"] = 1
+    assert profiles.load("grokking", "ci").fnn["width"] != 1
+
+
+def test_the_grokking_chapter_compares_weight_decay_one_with_zero():
+    for name in profiles.PROFILE_NAMES:
+        grid = profiles.load("grokking", name).wd_grid
+        assert 0.0 in grid and 1.0 in grid, name
+
+
+def test_unknown_names_raise_clear_errors():
+    with pytest.raises(ValueError, match="unknown profile 'huge'; known profiles: ci, book, paper"):
+        profiles.load("grokking", "huge")
+    with pytest.raises(ValueError, match="unknown chapter 'xor'"):
+        profiles.load("xor", "ci")
+    with pytest.raises(AttributeError, match="has no setting 'width'"):
+        _ = profiles.load("grokking", "ci").width

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from grokbook.tasks import OPERATIONS, is_prime, modular_arithmetic
+
+
+def test_is_prime():
+    assert [n for n in range(20) if is_prime(n)] == [2, 3, 5, 7, 11, 13, 17, 19]
+
+
+@pytest.mark.parametrize("op", list(OPERATIONS))
+def test_every_answer_matches_python_arithmetic(op):
+    p = 13
+    data = modular_arithmetic(op, p, 0.5, seed=1)
+    expected = {
+        "add": lambda a, b: (a + b) % p,
+        "sub": lambda a, b: (a - b) % p,
+        "mul": lambda a, b: (a * b) % p,
+        "div": lambda a, b: (a * pow(b, -1, p)) % p,
+        "sum_sq": lambda a, b: (a * a + b * b) % p,
+        "quad": lambda a, b: (a * a + a * b + b * b) % p,
+        "sq_sub": lambda a, b: (a * a - b) % p,
+        "cube_add": lambda a, b: (a**3 + a * b) % p,
+    }[op]
+    for x, y in [(data.x_train, data.y_train), (data.x_test, data.y_test)]:
+        for (a, b), answer in zip(x.tolist(), y.tolist()):
+            assert answer == expected(a, b)
+
+
+def test_split_is_a_partition_of_the_table_of_the_requested_size():
+    data = modular_arithmetic("add", 11, 0.3, seed=0)
+    pairs = [tuple(r) for r in torch.cat([data.x_train, data.x_test]).tolist()]
+    assert len(pairs) == len(set(pairs)) == 11 * 11
+    assert len(data.y_train) == round(0.3 * 121)
+    assert data.vocab_size == data.n_classes == 11
+
+
+def test_division_leaves_out_zero_divisors():
+    data = modular_arithmetic("div", 7, 0.5)
+    assert len(data.y_train) + len(data.y_test) == 7 * 6
+    assert (torch.cat([data.x_train, data.x_test])[:, 1] != 0).all()
+
+
+def test_same_seed_same_split_other_seed_other_split():
+    a, b, c = (modular_arithmetic("add", 17, 0.4, seed=s) for s in (3, 3, 4))
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert not torch.equal(a.x_train, c.x_train)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"op": "pow"}, "unknown op 'pow'; known operations: add, sub, mul, div"),
+    ({"p": 1}, "p must be an integer >= 2"),
+    ({"p": 7.0}, "p must be an integer >= 2"),
+    ({"op": "mul", "p": 12}, "p must be prime for op 'mul'"),
+    ({"op": "div", "p": 9}, "p must be prime for op 'div'"),
+    ({"frac": 0.0}, "frac must lie strictly between 0 and 1"),
+    ({"frac": 1.0}, "frac must lie strictly between 0 and 1"),
+    ({"frac": -0.2}, "frac must lie strictly between 0 and 1"),
+    ({"p": 2, "frac": 0.1}, "leaves an empty train or test set"),
+])
+def test_bad_input_names_the_parameter(kwargs, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        modular_arithmetic(**{"op": "add", "p": 11, "frac": 0.5, **kwargs})
+
+
+def test_non_prime_modulus_is_fine_where_no_inverse_is_needed():
+    assert len(modular_arithmetic("add", 12, 0.5).y_train) == 72

@@ -1,0 +1,129 @@
+import pytest
+import torch
+
+from grokbook import measures
+from grokbook.models import make_model
+from grokbook.tasks import modular_arithmetic
+from grokbook.train import History, train
+
+# The ci profile's FNN on a+b mod 31: groks in about a second.
+SETTINGS = {"d_embed": 16, "width": 64, "depth": 2}
+
+
+def run(epochs=200, seed=0, **options):
+    data = modular_arithmetic("add", 31, 0.6, seed=seed)
+    model = make_model("fnn", 31, 31, seed=seed, **SETTINGS)
+    return train(model, data, epochs=epochs, lr=1e-2, weight_decay=1.0, seed=seed, **options)
+
+
+def test_a_small_fnn_groks_memorizing_first_and_generalizing_much_later():
+    history = run(epochs=1500, eval_every=10)
+    stats = measures.summary(history)
+    assert stats["epochs_to_train"] is not None and stats["epochs_to_test"] is not None
+    assert stats["epochs_to_test"] >= 3 * stats["epochs_to_train"]
+    assert history.test_acc[-1] > 0.95
+    plateau = history.epoch.index(stats["epochs_to_train"]) + 5
+    assert history.test_acc[plateau] < 0.5  # a real plateau, not slow joint progress
+
+
+def test_weight_decay_zero_does_not_generalize_in_the_same_budget():
+    data = modular_arithmetic("add", 31, 0.6, seed=0)
+    model = make_model("fnn", 31, 31, seed=0, **SETTINGS)
+    history = train(model, data, epochs=800, lr=1e-2, weight_decay=0.0, eval_every=20)
+    assert history.train_acc[-1] == 1.0 and history.test_acc[-1] < 0.5
+
+
+def test_history_records_every_eval_and_the_last_epoch():
+    history = run(epochs=25, eval_every=10)
+    assert history.epoch == [0, 10, 20, 25]
+    assert history.config["steps"] == 25
+    assert len(history.train_loss) == len(history.test_acc) == len(history.weight_norm) == 4
+    assert history.seconds > 0
+
+
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_same_seed_gives_the_same_history_bit_for_bit(batch_size):
+    a, b = (run(epochs=30, batch_size=batch_size) for _ in range(2))
+    for column in ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm"):
+        assert a.column(column) == b.column(column)
+    assert a.test_loss != run(epochs=30, batch_size=batch_size, seed=1).test_loss
+
+
+def test_full_batch_train_metrics_match_a_separate_evaluation():
+    data = modular_arithmetic("add", 31, 0.6, seed=0)
+    model = make_model("fnn", 31, 31, seed=0, **SETTINGS)
+    history = train(model, data, epochs=7, eval_every=7)
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(data.x_train), data.y_train).item()
+    assert history.train_loss[-1] == pytest.approx(loss, rel=1e-6)
+
+
+def test_minibatches_take_several_steps_per_epoch():
+    history = run(epochs=3, batch_size=100, eval_every=1)
+    assert history.config["steps"] == 3 * 6  # 577 examples in batches of 100
+    assert history.epoch == [0, 1, 2, 3]
+
+
+def test_stop_acc_stops_once_test_accuracy_holds():
+    history = run(epochs=3000, eval_every=10, stop_acc=0.9, stop_patience=3)
+    assert history.epoch[-1] < 3000
+    assert all(acc >= 0.9 for acc in history.test_acc[-3:])
+    assert history.test_acc[-4] < 0.9 or len(history) == 3
+
+
+def test_callback_sees_each_evaluation_and_can_stop():
+    seen = []
+
+    def callback(history):
+        seen.append(history.epoch[-1])
+        return history.epoch[-1] >= 20
+
+    history = run(epochs=100, eval_every=10, callback=callback)
+    assert seen == [0, 10, 20] and history.epoch == [0, 10, 20]
+
+
+def test_grad_transform_runs_between_backward_and_step():
+    data = modular_arithmetic("add", 31, 0.6)
+    model = make_model("fnn", 31, 31, **SETTINGS)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    def zero(model):
+        for p in model.parameters():
+            assert p.grad is not None
+            p.grad.zero_()
+
+    train(model, data, epochs=1, lr=0.1, weight_decay=0.5, grad_transform=zero)
+    for old, new in zip(before, model.parameters()):  # only weight decay moved the weights
+        torch.testing.assert_close(new.detach(), old * (1 - 0.1 * 0.5))
+
+
+def test_extra_measures_are_recorded():
+    norm = {"embed_norm": lambda model: model.embed.weight.norm()}
+    history = run(epochs=20, eval_every=10, measures=norm)
+    assert len(history.extras["embed_norm"]) == 3
+    assert history.column("embed_norm") == history.extras["embed_norm"]
+
+
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_history_round_trips_through_disk(tmp_path, suffix):
+    history = run(epochs=20, eval_every=10, measures={"one": lambda m: 1.0})
+    loaded = History.load(history.save(tmp_path / f"run{suffix}"))
+    assert loaded == history
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"epochs": -1}, "epochs must be a non-negative integer"),
+    ({"eval_every": 0}, "eval_every must be a positive integer"),
+    ({"batch_size": 0}, "batch_size must be None"),
+    ({"stop_acc": 1.5}, r"stop_acc must lie in \(0, 1\]"),
+])
+def test_bad_training_settings_raise_clear_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        run(**options)
+
+
+def test_history_rejects_unknown_formats_and_columns(tmp_path):
+    with pytest.raises(ValueError, match="must end in .json or .npz"):
+        History().save(tmp_path / "run.txt")
+    with pytest.raises(KeyError, match="no column 'speed'"):
+        History().column("speed")
