@@ -120,7 +120,7 @@ def plot_task_table(data, ax: plt.Axes | None = None) -> plt.Axes:
     a, b = data.x_train.T.numpy()
     table[a, b] = data.y_train.numpy()
     ax.set_facecolor("0.88")
-    ax.imshow(table, cmap="twilight", interpolation="nearest")
+    ax.imshow(table, cmap="viridis", interpolation="nearest")
     ax.set_xlabel("b")
     ax.set_ylabel("a")
     ax.grid(False)
