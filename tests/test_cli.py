@@ -41,7 +41,7 @@ def test_unknown_choices_are_rejected_by_the_parser(capsys, argv):
     assert "invalid choice" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["run"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["run"], ["bench"]])
 def test_help_of_the_installed_command(command):
     result = subprocess.run([sys.executable, "-m", "grokbook.cli", *command, "--help"],
                             capture_output=True, text=True, check=True)

@@ -36,3 +36,17 @@ def test_unknown_names_raise_clear_errors():
         profiles.load("xor", "ci")
     with pytest.raises(AttributeError, match="has no setting 'width'"):
         _ = profiles.load("grokking", "ci").width
+
+
+def test_the_paper_profile_starts_on_a_cpu():
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import train
+
+    P = profiles.load("grokking", "paper")
+    data = modular_arithmetic("add", P.p, P.frac)
+    for kind in ("fnn", "transformer"):
+        model = make_model(kind, data.vocab_size, data.n_classes, **P[kind])
+        settings = {**P[f"{kind}_train"], "epochs": 2}
+        history = train(model, data, device="cpu", **settings)
+        assert history.epoch == [0, 2]

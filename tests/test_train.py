@@ -116,6 +116,7 @@ def test_history_round_trips_through_disk(tmp_path, suffix):
     ({"eval_every": 0}, "eval_every must be a positive integer"),
     ({"batch_size": 0}, "batch_size must be None"),
     ({"stop_acc": 1.5}, r"stop_acc must lie in \(0, 1\]"),
+    ({"stop_patience": 0}, "stop_patience must be a positive integer"),
 ])
 def test_bad_training_settings_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):

@@ -1,9 +1,10 @@
 """grokbook: the package behind the book *Grokking, reproduced*.
 
 Modules, one idea each: ``tasks`` (data sets), ``models`` (FNN, Transformer), ``train`` (the one
-training loop and its ``History``), ``measures`` (time gap, steps to accuracy, norms),
-``profiles`` (the ci / book / paper sizes), ``plots`` (the figure style), ``widgets`` (live
-controls), ``chapters`` (execute the book), ``cli`` (the ``grokbook`` command).
+training loop and its ``History``), ``ensemble`` (many models trained as one), ``measures``
+(time gap, steps to accuracy, norms), ``claims`` (the chapters' checks), ``profiles`` (the ci /
+book / paper sizes), ``plots`` (the figure style), ``widgets`` (live controls), ``chapters``
+(execute the book), ``bench`` (speed figures), ``cli`` (the ``grokbook`` command).
 """
 
 from grokbook.measures import epochs_to, summary, time_gap, weight_norm

@@ -2,6 +2,7 @@
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
     grokbook run 1 --profile ci
+    grokbook bench --quick
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grokbook import chapters, measures, profiles
+from grokbook import bench, chapters, measures, profiles
 from grokbook.models import MODELS, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
 from grokbook.train import train
@@ -103,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where executed copies go unless --inplace (default: _build/executed)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(handler=_run)
+
+    b = commands.add_parser("bench", help="benchmark the training engine on this machine",
+                            description="Epochs/s, GFLOP/s and ensemble speed-ups "
+                                        "(see grokbook.bench).")
+    b.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    b.set_defaults(handler=lambda args: bench.run(args.quick) and 0)
     return parser
 
 

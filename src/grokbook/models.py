@@ -7,6 +7,8 @@ initialisation, the knob of Omnigrok (Liu et al., 2022) and of the GrokTransfer 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,7 +57,11 @@ class FNN(nn.Module):
 
 
 class Block(nn.Module):
-    """One pre-norm Transformer block: causal multi-head attention, then a ReLU MLP."""
+    """One pre-norm Transformer block: causal multi-head attention, then a ReLU MLP.
+
+    Attention is written out (three positions need no fused kernel), which also lets
+    ``torch.func.vmap`` batch it across the members of an ensemble.
+    """
 
     def __init__(self, d_model: int, n_heads: int, d_mlp: int, layer_norm: bool):
         super().__init__()
@@ -82,10 +88,13 @@ class Block(nn.Module):
         h = self.ln_attn(x)
         residual, h_query = (x[:, -1:], h[:, -1:]) if last_only else (x, h)
         keys, values = self.key_value(h).chunk(2, dim=-1)
-        attended = F.scaled_dot_product_attention(
-            self._heads(self.query(h_query)), self._heads(keys), self._heads(values),
-            is_causal=not last_only,
-        )
+        queries, keys, values = map(self._heads, (self.query(h_query), keys, values))
+        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
+        if not last_only:  # causal: position i attends to positions <= i
+            t = scores.shape[-1]
+            future = torch.ones(t, t, dtype=torch.bool, device=scores.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        attended = scores.softmax(dim=-1) @ values
         n, _, t, _ = attended.shape
         x = residual + self.out(attended.transpose(1, 2).reshape(n, t, -1))
         return x + self.mlp(self.ln_mlp(x))

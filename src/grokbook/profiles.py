@@ -43,7 +43,7 @@ _GROKKING = {
         "transformer_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 1500,
                               "eval_every": 10, "warmup_steps": 10},
         "wd_grid": [0.0, 1.0], "frac_grid": [0.6, 0.8], "grid_epochs": 1500,
-        "init_scales": [0.5, 2.0], "init_epochs": 1500,
+        "init_scales": [0.5, 2.0, 8.0, 16.0], "init_epochs": 3000,
     },
     "book": {
         "p": 59, "frac": 0.5, "seeds": [0, 1, 2],
@@ -54,7 +54,7 @@ _GROKKING = {
         "transformer_train": {"lr": 1e-2, "weight_decay": 1.0, "epochs": 2000,
                               "eval_every": 10, "warmup_steps": 10},
         "wd_grid": [0.0, 0.3, 1.0, 3.0], "frac_grid": [0.3, 0.5, 0.7], "grid_epochs": 3000,
-        "init_scales": [0.5, 1.0, 2.0, 4.0], "init_epochs": 3000,
+        "init_scales": [0.5, 2.0, 8.0, 16.0], "init_epochs": 3000,
     },
     "paper": {
         "p": 113, "frac": 0.3, "seeds": [0, 1, 2, 3, 4],
@@ -66,7 +66,7 @@ _GROKKING = {
                               "eval_every": 50, "warmup_steps": 10},
         "wd_grid": [0.0, 0.1, 0.3, 1.0, 3.0], "frac_grid": [0.2, 0.3, 0.5, 0.7],
         "grid_epochs": 30000,
-        "init_scales": [0.5, 1.0, 2.0, 4.0, 8.0], "init_epochs": 30000,
+        "init_scales": [0.5, 1.0, 2.0, 4.0, 8.0, 16.0], "init_epochs": 30000,
     },
 }
 

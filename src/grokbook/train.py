@@ -12,7 +12,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from grokbook.ensemble import (
+    Ensemble,
+    StackedAdamW,
+    member_accuracies,
+    member_losses,
+    per_member,
+    stack_data,
+)
 from grokbook.measures import weight_norm
 
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
@@ -58,6 +66,13 @@ class History:
         if name in self.extras:
             return self.extras[name]
         raise KeyError(f"no column {name!r}; columns: {', '.join([*METRICS, *self.extras])}")
+
+    def append(self, epoch: int, train_loss: float, train_acc: float, test_loss: float,
+               test_acc: float, weight_norm: float) -> None:
+        """Add one evaluation's standard metrics."""
+        for name, value in zip(METRICS, (epoch, train_loss, train_acc, test_loss, test_acc,
+                                         weight_norm)):
+            getattr(self, name).append(value)
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path``: JSON for ``.json``, NumPy's archive for ``.npz``."""
@@ -110,12 +125,12 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float
 
 
 def train(
-    model: nn.Module,
+    model: nn.Module | Sequence[nn.Module],
     data,
     *,
     epochs: int = 1000,
-    lr: float = 1e-3,
-    weight_decay: float = 1.0,
+    lr: float | Sequence[float] = 1e-3,
+    weight_decay: float | Sequence[float] = 1.0,
     betas: tuple[float, float] = (0.9, 0.98),
     batch_size: int | None = None,
     warmup_steps: int = 0,
@@ -130,12 +145,19 @@ def train(
     callback: Callable[[History], bool | None] | None = None,
     progress: bool | None = None,
     desc: str = "train",
-) -> History:
+) -> History | list[History]:
     """Train ``model`` on ``data`` with cross-entropy and return its :class:`History`.
 
+    Given a list of models of one architecture, train them as one vectorized ensemble (see
+    ``grokbook.ensemble``) and return one History per member: ``data``, ``lr`` and
+    ``weight_decay`` may then be given once or once per member. Ensembles train full batch with
+    AdamW; a member stops recording once its test accuracy holds above ``stop_acc``, and the run
+    ends when every member has stopped. Each History's ``seconds`` is the whole ensemble's.
+
     Args:
-        model: maps a batch of inputs to logits; trained in place.
-        data: anything with ``x_train, y_train, x_test, y_test`` tensors (see ``grokbook.tasks``).
+        model: maps a batch of inputs to logits; trained in place. Or a list of such models.
+        data: anything with ``x_train, y_train, x_test, y_test`` tensors (see ``grokbook.tasks``),
+            or, for an ensemble, a list of those, one per member, of equal sizes.
         epochs: passes over the training set; full batch makes it the number of steps.
         lr, weight_decay, betas: AdamW's (decoupled weight decay, as in PyTorch).
         batch_size: None for full batch, else minibatches reshuffled every epoch from ``seed``.
@@ -162,6 +184,22 @@ def train(
                          f"got {batch_size!r}")
     if stop_acc is not None and not 0.0 < stop_acc <= 1.0:
         raise ValueError(f"stop_acc must lie in (0, 1] or be None, got {stop_acc!r}")
+    if isinstance(stop_patience, bool) or not isinstance(stop_patience, int) or stop_patience < 1:
+        raise ValueError(f"stop_patience must be a positive integer, got {stop_patience!r}")
+
+    if isinstance(model, (list, tuple)):
+        unsupported = {"batch_size": batch_size, "optimizer": optimizer,
+                       "grad_transform": grad_transform, "measures": measures,
+                       "callback": callback}
+        for name, value in unsupported.items():
+            if value:
+                raise ValueError(f"{name} is not supported when training an ensemble; "
+                                 "train the models one by one to use it")
+        return _train_ensemble(
+            model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, betas=betas,
+            warmup_steps=warmup_steps, eval_every=eval_every, stop_acc=stop_acc,
+            stop_patience=stop_patience, device=resolve_device(device),
+            progress=progress_enabled(progress), desc=desc)
 
     device = resolve_device(device)
     model.to(device)
@@ -202,12 +240,7 @@ def train(
         """Append one evaluation; return True when training should stop."""
         nonlocal streak
         test_loss, test_acc = _evaluate(model, x_test, y_test)
-        history.epoch.append(epoch)
-        history.train_loss.append(train_loss)
-        history.train_acc.append(train_acc)
-        history.test_loss.append(test_loss)
-        history.test_acc.append(test_acc)
-        history.weight_norm.append(weight_norm(model))
+        history.append(epoch, train_loss, train_acc, test_loss, test_acc, weight_norm(model))
         with torch.no_grad():  # a measure that needs gradients enables them itself
             for name, measure in measures.items():
                 history.extras[name].append(float(measure(model)))
@@ -247,3 +280,63 @@ def train(
     history.seconds = time.perf_counter() - start
     history.config["steps"] = step
     return history
+
+
+def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_steps, eval_every,
+                    stop_acc, stop_patience, device, progress, desc) -> list[History]:
+    """The loop of :func:`train` for K models at once: the same steps, vectorized."""
+    ensemble = Ensemble(models).to(device)
+    k = len(ensemble)
+    x_train, y_train, x_test, y_test = (t.to(device) for t in stack_data(data, k))
+    lrs, wds = per_member(lr, k, "lr"), per_member(weight_decay, k, "weight_decay")
+    optimizer = StackedAdamW(ensemble.parameters(), lrs.to(device), wds.to(device), betas)
+    histories = [
+        History(config={"epochs": epochs, "lr": lrs[i].item(), "weight_decay": wds[i].item(),
+                        "betas": list(betas), "batch_size": None, "warmup_steps": warmup_steps,
+                        "model": type(models[i]).__name__, "n_train": x_train.shape[1],
+                        "n_test": x_test.shape[1], "member": i, "ensemble_size": k})
+        for i in range(k)
+    ]
+    streaks = [0] * k
+    active = list(range(k))
+    step = 0
+    start = time.perf_counter()
+    with tqdm(total=epochs, desc=f"{desc} (x{k})", disable=not progress, leave=False) as bar:
+        for epoch in range(epochs + 1):
+            last = epoch == epochs
+            with torch.set_grad_enabled(not last):
+                logits = ensemble(x_train)
+                losses = member_losses(logits, y_train)
+            if epoch % eval_every == 0 or last:
+                with torch.no_grad():
+                    test_logits = ensemble(x_test)
+                    columns = zip(losses.tolist(),
+                                  member_accuracies(logits, y_train).tolist(),
+                                  member_losses(test_logits, y_test).tolist(),
+                                  member_accuracies(test_logits, y_test).tolist(),
+                                  ensemble.weight_norms().tolist())
+                for i, metrics in enumerate(columns):
+                    if i not in active:
+                        continue
+                    histories[i].append(epoch, *metrics)
+                    streaks[i] = streaks[i] + 1 if stop_acc and metrics[3] >= stop_acc else 0
+                    if stop_acc is not None and streaks[i] >= stop_patience:
+                        active.remove(i)
+                        histories[i].config["steps"] = step
+                bar.set_postfix(running=len(active), refresh=False)
+                if not active:
+                    break
+            if last:
+                break
+            optimizer.zero_grad()
+            losses.sum().backward()
+            optimizer.step(min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0)
+            step += 1
+            bar.update(1)
+    ensemble.write_back()
+    seconds = time.perf_counter() - start
+    for i, history in enumerate(histories):
+        history.seconds = seconds
+        if i in active:
+            history.config["steps"] = step
+    return histories
