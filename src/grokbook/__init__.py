@@ -1,10 +1,17 @@
 """grokbook: the package behind the book *Grokking, reproduced*.
 
-Modules, one idea each: ``tasks`` (data sets), ``models`` (FNN, Transformer), ``train`` (the one
-training loop and its ``History``), ``ensemble`` (many models trained as one), ``measures``
-(time gap, steps to accuracy, norms), ``claims`` (the chapters' checks), ``profiles`` (the ci /
-book / paper sizes), ``plots`` (the figure style), ``widgets`` (live controls), ``chapters``
-(execute the book), ``bench`` (speed figures), ``cli`` (the ``grokbook`` command).
+Modules, one idea each:
+
+- ``tasks``: data sets (modular arithmetic tables);
+- ``models``: the bias-free FNN and the Nanda-style Transformer;
+- ``embeddings``: fixed input embeddings (one-hot, binary, Fourier, a stored table);
+- ``train``: the one training loop and its ``History``;
+- ``ensemble``: many models of one architecture trained as one vectorized run;
+- ``measures``: time gap, epochs to an accuracy, weight norm, NTK change;
+- ``claims``: the checks that end every chapter;
+- ``profiles``: the ci / book / paper sizes of each chapter;
+- ``plots``, ``widgets``: one figure style, live controls;
+- ``chapters``, ``bench``, ``cli``: execute the book, measure speed, the ``grokbook`` command.
 """
 
 from grokbook.measures import epochs_to, summary, time_gap, weight_norm

@@ -77,3 +77,42 @@ def aligned(histories: list[History], column: str) -> tuple[np.ndarray, np.ndarr
         index = np.searchsorted(history.epoch, epochs, side="right") - 1
         row[:] = np.asarray(history.column(column), dtype=float)[np.clip(index, 0, None)]
     return epochs, values
+
+
+class NTKChange:
+    """How fast the empirical neural tangent kernel moves: ``||K_t - K_{t-1}||_F``.
+
+    ``K_t(x1, x2) = <grad_theta sum_i f_i(x1), grad_theta sum_i f_i(x2)> / n_classes`` on a fixed
+    probe set, as in the GrokTransfer paper's Fig. 3. Use an instance as a measure of
+    :func:`grokbook.train.train`: each call computes the kernel at the current parameters and
+    returns its Frobenius distance to the kernel of the previous call (0 on the first call), so
+    ``t`` counts evaluations. A lazy (kernel) regime keeps it near 0; feature learning moves it.
+    """
+
+    def __init__(self, probe: torch.Tensor, n_classes: int):
+        if probe.dim() < 2 or len(probe) < 2:
+            raise ValueError(f"probe must be a batch of at least 2 inputs, "
+                             f"got shape {tuple(probe.shape)}")
+        self.probe = probe
+        self.n_classes = n_classes
+        self.previous: torch.Tensor | None = None
+
+    def kernel(self, model: nn.Module) -> torch.Tensor:
+        """The empirical NTK on the probe set at ``model``'s current parameters, ``(M, M)``."""
+        from torch.func import functional_call, jacrev, vmap
+
+        params = {name: p.detach() for name, p in model.named_parameters()}
+        probe = self.probe.to(next(iter(params.values())).device)
+
+        def summed_logits(params, x):
+            return functional_call(model, params, (x.unsqueeze(0),)).sum()
+
+        jacobians = vmap(jacrev(summed_logits), in_dims=(None, 0))(params, probe)
+        jacobian = torch.cat([j.flatten(1) for j in jacobians.values()], dim=1)
+        return jacobian @ jacobian.T / self.n_classes
+
+    def __call__(self, model: nn.Module) -> float:
+        kernel = self.kernel(model)
+        change = 0.0 if self.previous is None else (kernel - self.previous).norm().item()
+        self.previous = kernel
+        return change

@@ -34,15 +34,24 @@ class FNN(nn.Module):
 
     ``f(a, b) = W_depth relu(... relu(W_1 [E a; E b]))``: ``depth`` weight matrices after the
     embedding ``E`` (``depth=3`` is the GrokTransfer paper's "3-layer FNN"), hidden width
-    ``width``, no biases anywhere.
+    ``width``, no biases anywhere. ``embedding`` replaces the learned ``nn.Embedding`` with any
+    module of ``vocab_size`` rows (a ``grokbook.embeddings.FixedEmbedding``, say); ``d_embed``
+    is then its dimension.
     """
 
     def __init__(self, vocab_size: int, n_classes: int, d_embed: int = 128, width: int = 512,
-                 depth: int = 3, init_scale: float = 1.0, n_operands: int = 2):
+                 depth: int = 3, init_scale: float = 1.0, n_operands: int = 2,
+                 embedding: nn.Module | None = None):
         super().__init__()
+        if embedding is not None:
+            rows = getattr(embedding, "num_embeddings", None)
+            if rows != vocab_size:
+                raise ValueError(f"embedding has {rows} rows but vocab_size is {vocab_size}: "
+                                 "the embedding must have one row per token")
+            d_embed = embedding.embedding_dim
         _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_embed=d_embed,
                         width=width, depth=depth, n_operands=n_operands)
-        self.embed = nn.Embedding(vocab_size, d_embed)
+        self.embed = embedding if embedding is not None else nn.Embedding(vocab_size, d_embed)
         dims = [n_operands * d_embed] + [width] * (depth - 1) + [n_classes]
         self.layers = nn.ModuleList(
             nn.Linear(d_in, d_out, bias=False) for d_in, d_out in zip(dims[:-1], dims[1:])

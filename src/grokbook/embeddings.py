@@ -1,0 +1,101 @@
+"""Fixed input embeddings of the numbers 0..p-1, and the module that feeds them to a network.
+
+Section 2.1 of the GrokTransfer paper (Xu et al., 2025) trains the same FNN on a+b mod p with a
+FIXED embedding of each operand and finds that the embedding decides whether generalization is
+delayed. The tables here: one-hot, binary, Fourier; a table computed elsewhere (a pretrained text
+embedding) comes in through :func:`from_table`. Every table's rows are scaled to unit norm, as in
+the paper, so the embeddings differ in geometry, not in size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+FIRST_PRIMES = (2, 3, 5, 7, 11, 13, 17)
+
+
+def _check_p(p: int) -> None:
+    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
+        raise ValueError(f"p must be an integer >= 2, got {p!r}")
+
+
+def unit_rows(table: torch.Tensor) -> torch.Tensor:
+    """``table`` with every row divided by its L2 norm; a zero row is an error, not a NaN."""
+    norms = table.norm(dim=1, keepdim=True)
+    if (norms == 0).any():
+        zero = torch.nonzero(norms[:, 0] == 0)[:, 0].tolist()
+        raise ValueError(f"table has zero rows {zero}; they cannot be scaled to unit norm")
+    return table / norms
+
+
+def one_hot(p: int) -> torch.Tensor:
+    """The identity: every number its own direction, no structure at all. Shape ``(p, p)``."""
+    _check_p(p)
+    return torch.eye(p)
+
+
+def binary(p: int) -> torch.Tensor:
+    """The ``ceil(log2 p)`` bits of each number as +-1 (not 0/1, so that 0 is not the zero
+    vector), unit rows. Shape ``(p, ceil(log2 p))``."""
+    _check_p(p)
+    bits = math.ceil(math.log2(p))
+    numbers = torch.arange(p).unsqueeze(1)
+    table = ((numbers >> torch.arange(bits)) & 1).float() * 2 - 1
+    return unit_rows(table)
+
+
+def fourier(p: int, frequencies: tuple[int, ...] = FIRST_PRIMES) -> torch.Tensor:
+    """cos and sin of ``2 pi k a / p`` for each frequency ``k``: the features in which modular
+    addition is a rotation. Unit rows; shape ``(p, 2 * len(frequencies))``."""
+    _check_p(p)
+    if not frequencies or any(not isinstance(k, int) or k < 1 for k in frequencies):
+        raise ValueError(f"frequencies must be positive integers, got {frequencies!r}")
+    angles = 2 * math.pi * torch.arange(p).unsqueeze(1) * torch.tensor(frequencies) / p
+    return unit_rows(torch.cat([torch.cos(angles), torch.sin(angles)], dim=1))
+
+
+def from_table(table, p: int) -> torch.Tensor:
+    """A table computed elsewhere (e.g. a text embedding of each number's name), one row per
+    number 0..p-1, checked and scaled to unit rows."""
+    _check_p(p)
+    table = torch.as_tensor(table, dtype=torch.float32)
+    if table.dim() != 2 or table.shape[0] != p:
+        raise ValueError(f"table must have one row per number 0..{p - 1} (shape ({p}, d)), "
+                         f"got shape {tuple(table.shape)}")
+    return unit_rows(table)
+
+
+BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier}
+
+
+def make_table(name: str, p: int) -> torch.Tensor:
+    """A built-in table by name: ``"one_hot"``, ``"binary"`` or ``"fourier"``."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown embedding {name!r}; known embeddings: {', '.join(BUILDERS)} "
+                         "(or pass a table through embeddings.from_table)")
+    return BUILDERS[name](p)
+
+
+class FixedEmbedding(nn.Module):
+    """Looks tokens up in a fixed table (a buffer: not trained, not scaled, not decayed)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        if table.dim() != 2:
+            raise ValueError(f"table must be 2-D (vocabulary x dimension), "
+                             f"got shape {tuple(table.shape)}")
+        self.register_buffer("table", table.float().clone())
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.table.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.table.shape[1]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.table[tokens]
