@@ -84,6 +84,12 @@ class Block(nn.Module):
         self.ln_mlp = nn.LayerNorm(d_model) if layer_norm else nn.Identity()
         self.mlp = nn.Sequential(nn.Linear(d_model, d_mlp), nn.ReLU(), nn.Linear(d_mlp, d_model))
 
+    @staticmethod
+    def _flat(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """``layer`` applied to the rows of ``x`` as one 2-D matrix: the same numbers, but
+        under ``vmap`` a plain batched matmul instead of one with expanded weights."""
+        return layer(x.reshape(-1, x.shape[-1])).view(*x.shape[:-1], -1)
+
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
         return x.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2)
@@ -96,8 +102,8 @@ class Block(nn.Module):
         """
         h = self.ln_attn(x)
         residual, h_query = (x[:, -1:], h[:, -1:]) if last_only else (x, h)
-        keys, values = self.key_value(h).chunk(2, dim=-1)
-        queries, keys, values = map(self._heads, (self.query(h_query), keys, values))
+        keys, values = self._flat(self.key_value, h).chunk(2, dim=-1)
+        queries, keys, values = map(self._heads, (self._flat(self.query, h_query), keys, values))
         scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
         if not last_only:  # causal: position i attends to positions <= i
             t = scores.shape[-1]
@@ -105,8 +111,8 @@ class Block(nn.Module):
             scores = scores.masked_fill(future, float("-inf"))
         attended = scores.softmax(dim=-1) @ values
         n, _, t, _ = attended.shape
-        x = residual + self.out(attended.transpose(1, 2).reshape(n, t, -1))
-        return x + self.mlp(self.ln_mlp(x))
+        x = residual + self._flat(self.out, attended.transpose(1, 2).reshape(n, t, -1))
+        return x + self._flat(self.mlp, self.ln_mlp(x))
 
 
 class Transformer(nn.Module):
