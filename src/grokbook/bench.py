@@ -140,15 +140,19 @@ def run(quick: bool = False) -> dict[str, float]:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads"
           f"{' (quick: figures are not meaningful)' if quick else ''}")
 
+    size = 512 if quick else 2048
+    before = matmul_gflops(size, repeats=20)  # this machine's peak drifts: measure around
     n = nanda(epochs, p=23 if quick else 113)
-    peak = matmul_gflops(512 if quick else 2048)
+    after = matmul_gflops(size, repeats=20)
+    peak = max(before, after)
     results.update(nanda_trainer_eps=n["trainer"], nanda_plain_eps=n["plain"],
                    nanda_speedup=n["trainer"] / n["plain"], step_gflops=n["step_gflops"],
                    matmul_gflops=peak, step_fraction=n["step_gflops"] / peak)
     print(f"1. Nanda setup, {epochs} epochs: trainer {n['trainer']:.1f} epochs/s, plain loop "
           f"{n['plain']:.1f} epochs/s: {results['nanda_speedup']:.2f}x")
     print(f"2. training step: {n['step_gflop']:.2f} GFLOP, {n['step_gflops']:.1f} GFLOP/s "
-          f"achieved; large matmul {peak:.1f} GFLOP/s: {results['step_fraction']:.0%}")
+          f"achieved; large matmul {peak:.1f} GFLOP/s (best of {before:.0f} before and "
+          f"{after:.0f} after): {results['step_fraction']:.0%}")
 
     p = 23 if quick else 113
     data = modular_arithmetic("add", p, 0.3, seed=0)
