@@ -1,4 +1,4 @@
-"""The ``grokbook`` command: train one model, or execute a chapter of the book.
+"""The ``grokbook`` command: train one model, execute a chapter of the book, benchmark.
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
     grokbook run 1 --profile ci
@@ -64,6 +64,11 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    bench.run(args.quick)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokbook", description="Grokking, reproduced: train models, run the book.")
@@ -109,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Epochs/s, GFLOP/s and ensemble speed-ups "
                                         "(see grokbook.bench).")
     b.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    b.set_defaults(handler=lambda args: bench.run(args.quick) and 0)
+    b.set_defaults(handler=_bench)
     return parser
 
 
