@@ -7,6 +7,7 @@ Modules, one idea each:
 - ``embeddings``: fixed input embeddings (one-hot, binary, Fourier, a stored table);
 - ``train``: the one training loop and its ``History``;
 - ``ensemble``: many models of one architecture trained as one vectorized run;
+- ``accelerators``: gradient transforms (GrokFast's EMA and MA filters);
 - ``measures``: time gap, epochs to an accuracy, weight norm, NTK change;
 - ``claims``: the checks that end every chapter;
 - ``profiles``: the ci / book / paper sizes of each chapter;

@@ -1,0 +1,60 @@
+import pytest
+import torch
+from torch import nn
+
+from grokbook.accelerators import GrokFastEMA, GrokFastMA
+from grokbook.models import make_model
+from grokbook.tasks import modular_arithmetic
+from grokbook.train import train
+
+
+def apply(transform, gradients):
+    """Feed a sequence of gradients for one parameter through ``transform``; return outputs."""
+    layer = nn.Linear(3, 2, bias=False)
+    outputs = []
+    for g in gradients:
+        layer.weight.grad = g.clone()
+        transform(layer)
+        outputs.append(layer.weight.grad.clone())
+    return outputs
+
+
+GRADIENTS = [torch.randn(2, 3, generator=torch.Generator().manual_seed(i)) for i in range(6)]
+
+
+def test_ema_filter_matches_the_formula():
+    alpha, lamb = 0.9, 2.0
+    outputs = apply(GrokFastEMA(alpha, lamb), GRADIENTS)
+    mu = GRADIENTS[0]
+    torch.testing.assert_close(outputs[0], GRADIENTS[0] + lamb * mu)
+    for g, out in zip(GRADIENTS[1:], outputs[1:]):
+        mu = alpha * mu + (1 - alpha) * g
+        torch.testing.assert_close(out, g + lamb * mu)
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_ma_filter_matches_the_formula(warmup):
+    window, lamb = 3, 5.0
+    outputs = apply(GrokFastMA(window, lamb, warmup=warmup), GRADIENTS)
+    for t, (g, out) in enumerate(zip(GRADIENTS, outputs)):
+        past = GRADIENTS[max(0, t - window + 1): t + 1]
+        if warmup and len(past) < window:
+            torch.testing.assert_close(out, g)
+        else:
+            torch.testing.assert_close(out, g + lamb * torch.stack(past).mean(0))
+
+
+def test_filters_plug_into_the_training_loop_and_change_the_run():
+    data = modular_arithmetic("add", 13, 0.5)
+    plain, fast = (train(make_model("fnn", 13, 13, d_embed=8, width=16, depth=2), data,
+                         epochs=10, grad_transform=transform)
+                   for transform in (None, GrokFastEMA()))
+    assert plain.train_loss[0] == fast.train_loss[0]
+    assert plain.train_loss[-1] != fast.train_loss[-1]
+
+
+def test_bad_filter_settings_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\)"):
+        GrokFastEMA(alpha=1.0)
+    with pytest.raises(ValueError, match="window must be a positive integer"):
+        GrokFastMA(window=0)
