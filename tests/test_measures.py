@@ -52,3 +52,11 @@ def test_summary_reports_the_final_state():
     stats = measures.summary(h)
     assert stats["final_test_acc"] == 0.3 and stats["epochs"] == 10
     assert not math.isnan(stats["seconds"])
+
+
+def test_describe_says_when_a_run_fit_and_generalized():
+    h = history([0.1, 0.96, 1.0, 1.0], [0.0, 0.0, 0.5, 0.97])
+    h.config["steps"], h.seconds = 30, 0.5
+    assert measures.describe(h) == ("95% train: epoch 10 | 95% test: epoch 30 | "
+                                    "time gap: 20 | 60 epochs/s")
+    assert "95% test: never | time gap: -" in measures.describe(history([1.0], [0.1]))

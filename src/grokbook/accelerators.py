@@ -22,6 +22,8 @@ from collections import deque
 import torch
 from torch import nn
 
+from grokbook.checks import check_int
+
 
 def _gradients(model: nn.Module):
     for name, parameter in model.named_parameters():
@@ -55,8 +57,7 @@ class GrokFastMA:
     until the window is full."""
 
     def __init__(self, window: int = 100, lamb: float = 5.0, warmup: bool = True):
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ValueError(f"window must be a positive integer, got {window!r}")
+        check_int("window", window)
         self.window, self.lamb, self.warmup = window, lamb, warmup
         self.history: dict[str, deque[torch.Tensor]] = {}
 

@@ -14,12 +14,9 @@ import math
 import torch
 from torch import nn
 
+from grokbook.checks import check_int
+
 FIRST_PRIMES = (2, 3, 5, 7, 11, 13, 17)
-
-
-def _check_p(p: int) -> None:
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-        raise ValueError(f"p must be an integer >= 2, got {p!r}")
 
 
 def unit_rows(table: torch.Tensor) -> torch.Tensor:
@@ -33,14 +30,14 @@ def unit_rows(table: torch.Tensor) -> torch.Tensor:
 
 def one_hot(p: int) -> torch.Tensor:
     """The identity: every number its own direction, no structure at all. Shape ``(p, p)``."""
-    _check_p(p)
+    check_int("p", p, minimum=2)
     return torch.eye(p)
 
 
 def binary(p: int) -> torch.Tensor:
     """The ``ceil(log2 p)`` bits of each number as +-1 (not 0/1, so that 0 is not the zero
     vector), unit rows. Shape ``(p, ceil(log2 p))``."""
-    _check_p(p)
+    check_int("p", p, minimum=2)
     bits = math.ceil(math.log2(p))
     numbers = torch.arange(p).unsqueeze(1)
     table = ((numbers >> torch.arange(bits)) & 1).float() * 2 - 1
@@ -50,7 +47,7 @@ def binary(p: int) -> torch.Tensor:
 def fourier(p: int, frequencies: tuple[int, ...] = FIRST_PRIMES) -> torch.Tensor:
     """cos and sin of ``2 pi k a / p`` for each frequency ``k``: the features in which modular
     addition is a rotation. Unit rows; shape ``(p, 2 * len(frequencies))``."""
-    _check_p(p)
+    check_int("p", p, minimum=2)
     if not frequencies or any(not isinstance(k, int) or k < 1 for k in frequencies):
         raise ValueError(f"frequencies must be positive integers, got {frequencies!r}")
     angles = 2 * math.pi * torch.arange(p).unsqueeze(1) * torch.tensor(frequencies) / p
@@ -60,7 +57,7 @@ def fourier(p: int, frequencies: tuple[int, ...] = FIRST_PRIMES) -> torch.Tensor
 def from_table(table, p: int) -> torch.Tensor:
     """A table computed elsewhere (e.g. a text embedding of each number's name), one row per
     number 0..p-1, checked and scaled to unit rows."""
-    _check_p(p)
+    check_int("p", p, minimum=2)
     table = torch.as_tensor(table, dtype=torch.float32)
     if table.dim() != 2 or table.shape[0] != p:
         raise ValueError(f"table must have one row per number 0..{p - 1} (shape ({p}, d)), "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
+from torch.func import functional_call, jacrev, vmap
 
 if TYPE_CHECKING:
     from grokbook.train import History
@@ -62,6 +63,24 @@ def summary(history: History, threshold: float = 0.95) -> dict[str, int | float 
     }
 
 
+def describe(history: History, threshold: float = 0.95) -> str:
+    """One line on a run: when it fit, when it generalized, the time gap, the speed.
+
+    The speed is epochs per second of wall time; for a member of an ensemble, whose wall time is
+    the whole ensemble's, it is the ensemble's.
+    """
+    stats = summary(history, threshold)
+
+    def at(value: int | None) -> str:
+        return "never" if value is None else f"epoch {value}"
+
+    gap = stats["time_gap"]
+    rate = history.config.get("steps", 0) / max(history.seconds, 1e-9)
+    return (f"{threshold:.0%} train: {at(stats['epochs_to_train'])} | {threshold:.0%} test: "
+            f"{at(stats['epochs_to_test'])} | time gap: {'-' if gap is None else gap} | "
+            f"{rate:.0f} epochs/s")
+
+
 def aligned(histories: list[History], column: str) -> tuple[np.ndarray, np.ndarray]:
     """Put several runs' ``column`` on one epoch grid: ``(epochs, values)``, values ``(runs, T)``.
 
@@ -99,8 +118,6 @@ class NTKChange:
 
     def kernel(self, model: nn.Module) -> torch.Tensor:
         """The empirical NTK on the probe set at ``model``'s current parameters, ``(M, M)``."""
-        from torch.func import functional_call, jacrev, vmap
-
         params = {name: p.detach() for name, p in model.named_parameters()}
         probe = self.probe.to(next(iter(params.values())).device)
 

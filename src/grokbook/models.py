@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grokbook.checks import check_int
+
 
 def scale_parameters(model: nn.Module, init_scale: float) -> None:
     """Multiply every parameter of ``model`` by ``init_scale`` in place."""
@@ -25,8 +27,7 @@ def scale_parameters(model: nn.Module, init_scale: float) -> None:
 
 def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        check_int(name, value)
 
 
 class FNN(nn.Module):

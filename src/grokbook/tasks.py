@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from grokbook.checks import check_int
+
 
 def is_prime(n: int) -> bool:
     """Whether ``n`` is a prime number (trial division; the moduli here are small)."""
@@ -99,8 +101,7 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     if op not in OPERATIONS:
         raise ValueError(f"unknown op {op!r}; known operations: {', '.join(OPERATIONS)}")
     operation = OPERATIONS[op]
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-        raise ValueError(f"p must be an integer >= 2, got {p!r}")
+    check_int("p", p, minimum=2)
     if operation.needs_prime and not is_prime(p):
         raise ValueError(f"p must be prime for op {op!r} ({operation.formula}), got p={p}: "
                          "without a prime modulus the table is not a group")

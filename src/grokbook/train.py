@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from grokbook.checks import check_int
 from grokbook.ensemble import (
     Ensemble,
     StackedAdamW,
@@ -124,6 +125,16 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float
         return F.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
 
 
+def _warmup_factor(step: int, warmup_steps: int) -> float:
+    """The learning-rate multiplier of a linear warmup over ``warmup_steps`` steps."""
+    return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+
+
+def _streak(streak: int, test_acc: float, stop_acc: float | None) -> int:
+    """Evaluations in a row with test accuracy at least ``stop_acc`` (0 without a target)."""
+    return streak + 1 if stop_acc is not None and test_acc >= stop_acc else 0
+
+
 def train(
     model: nn.Module | Sequence[nn.Module],
     data,
@@ -175,17 +186,14 @@ def train(
         progress: show a progress bar; None shows one unless ``GROKBOOK_PROGRESS=0``.
         desc: the progress bar's label.
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+    check_int("epochs", epochs, minimum=0)
+    check_int("eval_every", eval_every)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be None (full batch) or a positive integer, "
                          f"got {batch_size!r}")
     if stop_acc is not None and not 0.0 < stop_acc <= 1.0:
         raise ValueError(f"stop_acc must lie in (0, 1] or be None, got {stop_acc!r}")
-    if isinstance(stop_patience, bool) or not isinstance(stop_patience, int) or stop_patience < 1:
-        raise ValueError(f"stop_patience must be a positive integer, got {stop_patience!r}")
+    check_int("stop_patience", stop_patience)
 
     if isinstance(model, (list, tuple)):
         unsupported = {"batch_size": batch_size, "optimizer": optimizer,
@@ -226,9 +234,8 @@ def train(
     def optimizer_step(loss: torch.Tensor) -> None:
         nonlocal step
         if warmup_steps:
-            factor = min(1.0, (step + 1) / warmup_steps)
             for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * factor
+                group["lr"] = base * _warmup_factor(step, warmup_steps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_transform is not None:
@@ -245,8 +252,8 @@ def train(
             for name, measure in measures.items():
                 history.extras[name].append(float(measure(model)))
         bar.set_postfix(train=f"{train_acc:.2f}", test=f"{test_acc:.2f}", refresh=False)
-        streak = streak + 1 if stop_acc is not None and test_acc >= stop_acc else 0
-        stop = stop_acc is not None and streak >= stop_patience
+        streak = _streak(streak, test_acc, stop_acc)
+        stop = streak >= stop_patience
         return bool(callback(history)) or stop if callback is not None else stop
 
     start = time.perf_counter()
@@ -319,8 +326,8 @@ def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_ste
                     if i not in active:
                         continue
                     histories[i].append(epoch, *metrics)
-                    streaks[i] = streaks[i] + 1 if stop_acc and metrics[3] >= stop_acc else 0
-                    if stop_acc is not None and streaks[i] >= stop_patience:
+                    streaks[i] = _streak(streaks[i], metrics[3], stop_acc)
+                    if streaks[i] >= stop_patience:
                         active.remove(i)
                         histories[i].config["steps"] = step
                 bar.set_postfix(running=len(active), refresh=False)
@@ -330,7 +337,7 @@ def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_ste
                 break
             optimizer.zero_grad()
             losses.sum().backward()
-            optimizer.step(min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0)
+            optimizer.step(_warmup_factor(step, warmup_steps))
             step += 1
             bar.update(1)
     ensemble.write_back()

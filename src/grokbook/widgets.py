@@ -14,19 +14,6 @@ PRIMES = tuple(n for n in range(17, 114) if is_prime(n))
 REDRAWS = 15  # redraw the figure about this many times per run
 
 
-def describe(history: History) -> str:
-    """One line on a run: when it fit, when it generalized, the gap, the speed."""
-    stats = measures.summary(history)
-
-    def at(value: int | None) -> str:
-        return "never" if value is None else f"epoch {value}"
-
-    gap = stats["time_gap"]
-    return (f"95% train: {at(stats['epochs_to_train'])} | 95% test: "
-            f"{at(stats['epochs_to_test'])} | time gap: {'-' if gap is None else gap} | "
-            f"{history.config.get('steps', 0) / max(history.seconds, 1e-9):.0f} epochs/s")
-
-
 def grokking_explorer(settings: dict, initial: History | None = None):
     """Sliders for p, train fraction, lr, weight decay, init scale and epochs; a button trains a
     model on a+b mod p live and redraws accuracy, loss and weight norm as it goes.
@@ -95,7 +82,7 @@ def grokking_explorer(settings: dict, initial: History | None = None):
                             warmup_steps=settings[f"{kind}_train"].get("warmup_steps", 0),
                             callback=redraw, progress=False)
             draw(history, title)
-            status.value = describe(history)
+            status.value = measures.describe(history)
         except ValueError as error:
             status.value = f"<b>error:</b> {error}"
         finally:
@@ -104,6 +91,6 @@ def grokking_explorer(settings: dict, initial: History | None = None):
     button.on_click(run)
     if initial is not None:
         draw(initial, "the chapter's FNN run (press Train for your own)")
-        status.value = describe(initial)
+        status.value = measures.describe(initial)
     left = w.VBox([*controls.values(), button])
     return w.VBox([left, status, figure])
