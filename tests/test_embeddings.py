@@ -109,3 +109,32 @@ def test_the_stored_text_embedding_has_a_row_per_number_name():
     assert table.shape == (59, 384) and torch.isfinite(table).all()
     similarity = table @ table.T
     assert similarity[21, 22] > similarity[21, 55]  # "twenty-one" is nearer "twenty-two"
+
+
+def test_row_space_keeps_every_inner_product_in_fewer_coordinates():
+    table = embeddings.unit_rows(torch.randn(7, 30, generator=torch.Generator().manual_seed(0)))
+    compact = embeddings.row_space(table)
+    assert compact.shape == (7, 7)
+    torch.testing.assert_close(compact @ compact.T, table @ table.T, atol=1e-5, rtol=1e-5)
+    low_rank = torch.cat([table[:, :2], table[:, :2]], dim=1)  # rank 2
+    assert embeddings.row_space(low_rank).shape == (7, 2)
+
+
+def test_principal_components_of_a_circle_explain_all_its_variance():
+    coords, explained = embeddings.principal_components(embeddings.fourier(13, (1,)), k=2)
+    assert coords.shape == (13, 2)
+    torch.testing.assert_close(explained.sum(), torch.tensor(1.0))
+    torch.testing.assert_close(coords.norm(dim=1), torch.ones(13), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="k must be at most"):
+        embeddings.principal_components(embeddings.fourier(13, (1,)), k=3)
+
+
+def test_relative_ntk_change_divides_by_the_previous_kernel():
+    model = make_model("fnn", 5, 5, seed=0, d_embed=3, width=4, depth=2)
+    probe = torch.tensor([[0, 1], [2, 3], [4, 4], [1, 0]])
+    raw, relative = NTKChange(probe, 5), NTKChange(probe, 5, relative=True)
+    first = raw.kernel(model)
+    raw(model), relative(model)
+    with torch.no_grad():
+        model.layers[0].weight.mul_(1.5)
+    assert relative(model) == pytest.approx(raw(model) / first.norm().item(), rel=1e-5)

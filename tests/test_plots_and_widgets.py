@@ -1,10 +1,12 @@
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
+import torch
 
-from grokbook import plots, profiles
+from grokbook import embeddings, plots, profiles
 from grokbook.tasks import modular_arithmetic
 from grokbook.train import History
-from grokbook.widgets import grokking_explorer
+from grokbook.widgets import embedding_explorer, grokking_explorer
 
 
 def fake(n, stop=None):
@@ -43,3 +45,37 @@ def test_the_explorer_trains_live_when_clicked():
     button.click()
     assert "95% train:" in status.value and "epochs/s" in status.value
     assert not button.disabled
+
+
+def test_embedding_pictures_show_pca_and_similarity():
+    fig, (pca, similarity) = plt.subplots(1, 2)
+    plots.plot_embedding(pca, embeddings.fourier(17), title="fourier")
+    assert "PC 1" in pca.get_xlabel() and "%" in pca.get_xlabel()
+    plots.plot_similarity(similarity, embeddings.one_hot(17))
+    image = similarity.get_images()[0].get_array()
+    assert np.allclose(image, np.eye(17))
+    plt.close(fig)
+
+
+def test_the_embedding_explorer_follows_the_chosen_embedding_and_trains():
+    settings = profiles.load("embeddings", "ci")
+    tables = {name: embeddings.make_table(name, 17) for name in ("one_hot", "fourier")}
+    widget = embedding_explorer(settings, tables, initial={"one_hot": fake(5)})
+    controls, status, _ = widget.children
+    sliders = {c.description: c for c in controls.children}
+    assert "95% train:" in status.value
+    sliders["embedding"].value = "fourier"
+    assert sliders["learning rate"].value == pytest.approx(settings.hyper["fourier"]["lr"])
+    assert status.value == "press Train"
+    sliders["epochs"].value = 200
+    controls.children[-1].click()
+    assert "95% train:" in status.value and "epochs/s" in status.value
+
+
+def test_the_embedding_explorer_rejects_tables_of_different_sizes():
+    tables = {"one_hot": embeddings.one_hot(17), "fourier": embeddings.fourier(19)}
+    with pytest.raises(ValueError, match="same p"):
+        embedding_explorer(profiles.load("embeddings", "ci"), tables)
+    with pytest.raises(ValueError, match="at least one table"):
+        embedding_explorer(profiles.load("embeddings", "ci"), {})
+    assert torch.is_tensor(tables["one_hot"])

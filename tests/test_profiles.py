@@ -50,3 +50,27 @@ def test_the_paper_profile_starts_on_a_cpu():
         settings = {**P[f"{kind}_train"], "epochs": 2}
         history = train(model, data, device="cpu", **settings)
         assert history.epoch == [0, 2]
+
+
+def test_every_embedding_has_its_hyperparameters_at_every_profile():
+    for name in profiles.PROFILE_NAMES:
+        P = profiles.load("embeddings", name)
+        assert set(P.hyper) == {"one_hot", "binary", "fourier", "text"}
+        assert all(set(h) == {"init_scale", "lr", "weight_decay"} for h in P.hyper.values())
+    assert profiles.load("embeddings", "paper").hyper["fourier"]["lr"] == 0.1  # the paper's
+
+
+def test_the_embeddings_paper_profile_starts_on_a_cpu():
+    from grokbook.embeddings import FixedEmbedding, fourier
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import train
+
+    P = profiles.load("embeddings", "paper")
+    data = modular_arithmetic("add", P.p, P.frac)
+    hyper = P.hyper["fourier"]
+    model = make_model("fnn", P.p, P.p, **P.fnn, init_scale=hyper["init_scale"],
+                       embedding=FixedEmbedding(fourier(P.p)))
+    history = train(model, data, epochs=2, lr=hyper["lr"], weight_decay=hyper["weight_decay"],
+                    device="cpu")
+    assert history.epoch == [0, 2]

@@ -65,6 +65,38 @@ def from_table(table, p: int) -> torch.Tensor:
     return unit_rows(table)
 
 
+def row_space(table: torch.Tensor) -> torch.Tensor:
+    """The same table in coordinates of the space its rows span: shape ``(p, rank)``.
+
+    ``p`` rows span at most ``p`` dimensions, so a 384-dimensional text embedding of 113 numbers
+    can be rotated into 113 coordinates without changing any inner product between rows (the
+    rotation is the table's right singular vectors). A network then reads the same geometry at
+    a third of the cost.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
+                         f"{tuple(table.shape)}")
+    u, s, _ = torch.linalg.svd(table.double(), full_matrices=False)
+    rank = int((s > s[0] * 1e-6).sum())
+    return (u[:, :rank] * s[:rank]).to(table.dtype)
+
+
+def principal_components(table: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project the centred rows of ``table`` on its top ``k`` principal directions.
+
+    Returns ``(coordinates, explained)``: the ``(p, k)`` projections and the fraction of the
+    variance each direction explains, so a 2-D picture says how much of the table it shows.
+    """
+    check_int("k", k)
+    if table.dim() != 2 or k > min(table.shape):
+        raise ValueError(f"k must be at most min(table.shape) = {min(table.shape)} for a 2-D "
+                         f"table, got k={k} and shape {tuple(table.shape)}")
+    centred = table.double() - table.double().mean(dim=0)
+    u, s, _ = torch.linalg.svd(centred, full_matrices=False)
+    explained = s.pow(2) / s.pow(2).sum().clamp_min(1e-300)
+    return (u[:, :k] * s[:k]).float(), explained[:k].float()
+
+
 BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier}
 
 

@@ -106,14 +106,19 @@ class NTKChange:
     :func:`grokbook.train.train`: each call computes the kernel at the current parameters and
     returns its Frobenius distance to the kernel of the previous call (0 on the first call), so
     ``t`` counts evaluations. A lazy (kernel) regime keeps it near 0; feature learning moves it.
+
+    With ``relative=True`` the change is divided by ``||K_{t-1}||_F``. The raw change grows with
+    the size of the kernel, which differs by orders of magnitude between embeddings and init
+    scales; the relative change compares how fast the kernel *turns*, whatever its size.
     """
 
-    def __init__(self, probe: torch.Tensor, n_classes: int):
+    def __init__(self, probe: torch.Tensor, n_classes: int, relative: bool = False):
         if probe.dim() < 2 or len(probe) < 2:
             raise ValueError(f"probe must be a batch of at least 2 inputs, "
                              f"got shape {tuple(probe.shape)}")
         self.probe = probe
         self.n_classes = n_classes
+        self.relative = relative
         self.previous: torch.Tensor | None = None
 
     def kernel(self, model: nn.Module) -> torch.Tensor:
@@ -130,6 +135,11 @@ class NTKChange:
 
     def __call__(self, model: nn.Module) -> float:
         kernel = self.kernel(model)
-        change = 0.0 if self.previous is None else (kernel - self.previous).norm().item()
+        if self.previous is None:
+            change = 0.0
+        else:
+            change = (kernel - self.previous).norm().item()
+            if self.relative:
+                change /= max(self.previous.norm().item(), 1e-30)
         self.previous = kernel
         return change

@@ -13,6 +13,7 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from grokbook.embeddings import principal_components
 from grokbook.measures import aligned, epochs_to
 from grokbook.train import History
 
@@ -142,4 +143,44 @@ def plot_heatmap(ax: plt.Axes, values: np.ndarray, rows: Sequence, cols: Sequenc
     ax.set_ylabel(row_label)
     ax.grid(False)
     plt.colorbar(image, ax=ax, shrink=0.8)
+    return ax
+
+
+def plot_embedding(ax: plt.Axes, table, title: str = "", labels: int = 6) -> plt.Axes:
+    """An embedding table seen from its top two principal directions.
+
+    Each token is a dot coloured by its number on a cyclic colour map (so ``p - 1`` and ``0``
+    get neighbouring colours, as they are neighbours mod p); consecutive numbers are joined by a
+    faint line, and about ``labels`` of them are written out. The axis labels say how much of
+    the table's variance the picture shows.
+    """
+    import torch
+
+    coords, explained = principal_components(torch.as_tensor(table, dtype=torch.float32), 2)
+    x, y = coords.numpy().T
+    numbers = np.arange(len(x))
+    ax.plot(x, y, color="0.75", linewidth=0.6, zorder=1)
+    ax.scatter(x, y, c=numbers, cmap="twilight", s=14, zorder=2)
+    for n in numbers[:: max(1, len(x) // labels)]:
+        ax.annotate(str(n), (x[n], y[n]), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
+    ax.set_ylabel(f"PC 2 ({explained[1]:.0%})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_similarity(ax: plt.Axes, table, title: str = "") -> plt.Axes:
+    """The cosine similarity of every pair of tokens, ``table @ table.T`` for unit rows: the
+    geometry the network is given before it learns anything."""
+    rows = np.asarray(table, dtype=float)
+    rows = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    ax.imshow(rows @ rows.T, cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_xlabel("token b")
+    ax.set_ylabel("token a")
+    ax.grid(False)
+    if title:
+        ax.set_title(title)
     return ax

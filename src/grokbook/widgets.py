@@ -2,16 +2,82 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import matplotlib.pyplot as plt
+import torch
 
 from grokbook import measures
+from grokbook.embeddings import FixedEmbedding
 from grokbook.models import make_model
-from grokbook.plots import training_figure
+from grokbook.plots import plot_curves, plot_embedding, training_figure
 from grokbook.tasks import is_prime, modular_arithmetic
 from grokbook.train import History, train
 
 PRIMES = tuple(n for n in range(17, 114) if is_prime(n))
 REDRAWS = 15  # redraw the figure about this many times per run
+STYLE = {"description_width": "90px"}
+LAYOUT = {"width": "340px"}
+
+
+def _training_sliders(frac: float, lr: float, weight_decay: float, init_scale: float,
+                      epochs: int) -> dict:
+    """The sliders every explorer shares: train fraction, lr, weight decay, init, epochs."""
+    import ipywidgets as w
+
+    def make(kind, description, **options):
+        return kind(description=description, style=STYLE, layout=w.Layout(**LAYOUT), **options)
+
+    return {
+        "frac": make(w.FloatSlider, "train fraction", value=frac, min=0.1, max=0.9, step=0.05),
+        "lr": make(w.FloatLogSlider, "learning rate", value=lr, base=10, min=-4, max=-0.5,
+                   step=0.25),
+        "wd": make(w.FloatSlider, "weight decay", value=weight_decay, min=0.0, max=5.0,
+                   step=0.1),
+        "init": make(w.FloatLogSlider, "init scale", value=init_scale, base=2, min=-3, max=3,
+                     step=0.25),
+        "epochs": make(w.IntSlider, "epochs", value=epochs, min=200, max=20000, step=200),
+    }
+
+
+def _train_live(model, data, controls: dict, draw: Callable[[History], None], status,
+                warmup_steps: int = 0) -> History:
+    """Train ``model`` with the sliders' settings, calling ``draw`` about REDRAWS times."""
+    epochs = controls["epochs"].value
+    eval_every = max(1, epochs // 200)
+    every = max(1, epochs // eval_every // REDRAWS)
+
+    def redraw(history: History) -> None:
+        if len(history) % every == 0:
+            draw(history)
+            status.value = f"epoch {history.epoch[-1]} / {epochs}"
+
+    history = train(model, data, epochs=epochs, lr=controls["lr"].value,
+                    weight_decay=controls["wd"].value, eval_every=eval_every,
+                    warmup_steps=warmup_steps, callback=redraw, progress=False)
+    draw(history)
+    status.value = measures.describe(history)
+    return history
+
+
+def _with_button(controls: dict, run: Callable[[], None], status):
+    """A Train button that runs ``run`` with the controls disabled and reports bad settings
+    in ``status`` instead of a traceback."""
+    import ipywidgets as w
+
+    button = w.Button(description="Train", button_style="primary", icon="play")
+
+    def clicked(_=None) -> None:
+        button.disabled = True
+        try:
+            run()
+        except ValueError as error:
+            status.value = f"<b>error:</b> {error}"
+        finally:
+            button.disabled = False
+
+    button.on_click(clicked)
+    return button
 
 
 def grokking_explorer(settings: dict, initial: History | None = None):
@@ -27,70 +93,104 @@ def grokking_explorer(settings: dict, initial: History | None = None):
     import ipywidgets as w
     from IPython.display import clear_output, display
 
-    train_settings = settings["fnn_train"]
-    style = {"description_width": "90px"}
-    layout = w.Layout(width="340px")
+    start = settings["fnn_train"]
     controls = {
         "model": w.ToggleButtons(options=["fnn", "transformer"], value="fnn",
-                                 description="model", style=style),
+                                 description="model", style=STYLE),
         "p": w.SelectionSlider(options=PRIMES, value=min(PRIMES, key=lambda q: abs(
-            q - settings["p"])), description="p (prime)", style=style, layout=layout),
-        "frac": w.FloatSlider(value=settings["frac"], min=0.1, max=0.9, step=0.05,
-                              description="train fraction", style=style, layout=layout),
-        "lr": w.FloatLogSlider(value=train_settings["lr"], base=10, min=-4, max=-1, step=0.25,
-                               description="learning rate", style=style, layout=layout),
-        "wd": w.FloatSlider(value=train_settings["weight_decay"], min=0.0, max=5.0, step=0.1,
-                            description="weight decay", style=style, layout=layout),
-        "init": w.FloatLogSlider(value=settings["fnn"]["init_scale"], base=2, min=-2, max=3,
-                                 step=0.5, description="init scale", style=style,
-                                 layout=layout),
-        "epochs": w.IntSlider(value=train_settings["epochs"], min=200, max=20000, step=200,
-                              description="epochs", style=style, layout=layout),
+            q - settings["p"])), description="p (prime)", style=STYLE,
+            layout=w.Layout(**LAYOUT)),
+        **_training_sliders(settings["frac"], start["lr"], start["weight_decay"],
+                            settings["fnn"]["init_scale"], start["epochs"]),
     }
-    button = w.Button(description="Train", button_style="primary", icon="play")
     status = w.HTML()
     figure = w.Output()
 
-    def draw(history: History, title: str) -> None:
+    def show(history: History, title: str) -> None:
         with figure:
             clear_output(wait=True)
             fig = training_figure(history, title=title)
             display(fig)
             plt.close(fig)
 
-    def run(_=None) -> None:
-        button.disabled = True
+    def run() -> None:
         kind = controls["model"].value
-        try:
-            data = modular_arithmetic("add", controls["p"].value, controls["frac"].value)
-            options = dict(settings[kind], init_scale=controls["init"].value)
-            model = make_model(kind, data.vocab_size, data.n_classes, **options)
-            epochs = controls["epochs"].value
-            eval_every = max(1, epochs // 200)
-            title = (f"{kind}, a+b mod {data.p}, frac {data.frac:.2f}, "
-                     f"lr {controls['lr'].value:.0e}, wd {controls['wd'].value:.1f}, "
-                     f"init x{controls['init'].value:.2g}")
-            every = max(1, epochs // eval_every // REDRAWS)
+        data = modular_arithmetic("add", controls["p"].value, controls["frac"].value)
+        options = dict(settings[kind], init_scale=controls["init"].value)
+        model = make_model(kind, data.vocab_size, data.n_classes, **options)
+        title = (f"{kind}, a+b mod {data.p}, frac {data.frac:.2f}, "
+                 f"lr {controls['lr'].value:.0e}, wd {controls['wd'].value:.1f}, "
+                 f"init x{controls['init'].value:.2g}")
+        _train_live(model, data, controls, lambda history: show(history, title), status,
+                    warmup_steps=settings[f"{kind}_train"].get("warmup_steps", 0))
 
-            def redraw(history: History) -> None:
-                if len(history) % every == 0:
-                    draw(history, title)
-                    status.value = f"epoch {history.epoch[-1]} / {epochs}"
-
-            history = train(model, data, epochs=epochs, lr=controls["lr"].value,
-                            weight_decay=controls["wd"].value, eval_every=eval_every,
-                            warmup_steps=settings[f"{kind}_train"].get("warmup_steps", 0),
-                            callback=redraw, progress=False)
-            draw(history, title)
-            status.value = measures.describe(history)
-        except ValueError as error:
-            status.value = f"<b>error:</b> {error}"
-        finally:
-            button.disabled = False
-
-    button.on_click(run)
+    button = _with_button(controls, run, status)
     if initial is not None:
-        draw(initial, "the chapter's FNN run (press Train for your own)")
+        show(initial, "the chapter's FNN run (press Train for your own)")
         status.value = measures.describe(initial)
-    left = w.VBox([*controls.values(), button])
-    return w.VBox([left, status, figure])
+    return w.VBox([w.VBox([*controls.values(), button]), status, figure])
+
+
+def embedding_explorer(settings: dict, tables: dict[str, torch.Tensor],
+                       initial: dict[str, History] | None = None):
+    """Pick a fixed input embedding, set the hyperparameters, and train the FNN of chapter 2 on
+    a+b mod p live: accuracy curves on the left, the embedding's PCA picture on the right.
+
+    Args:
+        settings: the ``embeddings`` chapter profile (``frac``, ``fnn``, ``hyper``, ``epochs``):
+            choosing an embedding sets the sliders to its (init, lr, wd) there.
+        tables: name -> unit-row table of shape ``(p, d)``; all of one ``p``, the modulus.
+        initial: name -> a run to show before the first click.
+    """
+    import ipywidgets as w
+    from IPython.display import clear_output, display
+
+    sizes = {len(table) for table in tables.values()}
+    if not tables or len(sizes) != 1:
+        raise ValueError(f"tables must hold at least one table, all with one row per number "
+                         f"0..p-1 of the same p; got row counts {sorted(sizes)}")
+    p = sizes.pop()
+    names = list(tables)
+    first = settings["hyper"][names[0]]
+    controls = {
+        "embedding": w.ToggleButtons(options=names, value=names[0], description="embedding",
+                                     style=STYLE),
+        **_training_sliders(settings["frac"], first["lr"], first["weight_decay"],
+                            first["init_scale"], settings["epochs"]),
+    }
+    status = w.HTML()
+    figure = w.Output()
+
+    def show(history: History | None) -> None:
+        name = controls["embedding"].value
+        with figure:
+            clear_output(wait=True)
+            fig, (curves, pca) = plt.subplots(1, 2, figsize=(10, 3.4))
+            if history is not None:
+                plot_curves(history, "acc", ax=curves)
+            curves.set_title(f"{name} embedding, a+b mod {p}")
+            plot_embedding(pca, tables[name], title=f"the {name} table, first two PCs")
+            display(fig)
+            plt.close(fig)
+
+    def choose(change) -> None:
+        hyper = settings["hyper"].get(change["new"])
+        if hyper:
+            controls["lr"].value = hyper["lr"]
+            controls["wd"].value = hyper["weight_decay"]
+            controls["init"].value = hyper["init_scale"]
+        run_ = (initial or {}).get(change["new"])
+        show(run_)
+        status.value = measures.describe(run_) if run_ is not None else "press Train"
+
+    def run() -> None:
+        name = controls["embedding"].value
+        data = modular_arithmetic("add", p, controls["frac"].value)
+        model = make_model("fnn", p, p, **settings["fnn"], init_scale=controls["init"].value,
+                           embedding=FixedEmbedding(tables[name]))
+        _train_live(model, data, controls, show, status)
+
+    controls["embedding"].observe(choose, names="value")
+    button = _with_button(controls, run, status)
+    choose({"new": names[0]})
+    return w.VBox([w.VBox([*controls.values(), button]), status, figure])
