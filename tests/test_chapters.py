@@ -11,8 +11,9 @@ def test_chapters_are_found_by_number_name_and_path():
     assert first.name == "01_grokking.ipynb"
     assert chapters.find_chapter("1") == chapters.find_chapter("01") == first
     assert chapters.find_chapter("grokking") == chapters.find_chapter(str(first)) == first
-    with pytest.raises(ValueError, match="unknown chapter 'xor'"):
-        chapters.find_chapter("xor")
+    assert chapters.find_chapter("xor").name == "03_xor.ipynb"
+    with pytest.raises(ValueError, match="unknown chapter 'quantum'"):
+        chapters.find_chapter("quantum")
 
 
 def test_clean_strips_papermill_metadata():

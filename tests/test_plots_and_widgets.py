@@ -79,3 +79,17 @@ def test_the_embedding_explorer_rejects_tables_of_different_sizes():
     with pytest.raises(ValueError, match="at least one table"):
         embedding_explorer(profiles.load("embeddings", "ci"), {})
     assert torch.is_tensor(tables["one_hot"])
+
+
+def test_the_xor_explorer_trains_normal_and_transferred():
+    from grokbook.widgets import xor_explorer
+
+    settings = profiles.load("xor", "ci")
+    settings.update(weak_epochs=50, m=64)
+    widget = xor_explorer(settings, initial=(fake(5), fake(2)))
+    controls, status, _ = widget.children
+    sliders = {c.description: c for c in controls.children}
+    sliders["dimension p"].value = 100
+    sliders["epochs"].value = 50
+    controls.children[-1].click()
+    assert "normal: 95% train:" in status.value and "after one step" in status.value

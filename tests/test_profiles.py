@@ -32,8 +32,9 @@ def test_the_grokking_chapter_compares_weight_decay_one_with_zero():
 def test_unknown_names_raise_clear_errors():
     with pytest.raises(ValueError, match="unknown profile 'huge'; known profiles: ci, book, paper"):
         profiles.load("grokking", "huge")
-    with pytest.raises(ValueError, match="unknown chapter 'xor'"):
-        profiles.load("xor", "ci")
+    with pytest.raises(ValueError, match="unknown chapter 'quantum'; chapters with profiles: "
+                       "grokking, embeddings, xor"):
+        profiles.load("quantum", "ci")
     with pytest.raises(AttributeError, match="has no setting 'width'"):
         _ = profiles.load("grokking", "ci").width
 

@@ -119,10 +119,30 @@ def progress_enabled(progress: bool | None) -> bool:
     return os.environ.get("GROKBOOK_PROGRESS", "1") != "0"
 
 
-def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+def _class_accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == y).float().mean()
+
+
+def _logistic_loss(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return F.softplus(-y * output.reshape(y.shape)).mean()
+
+
+def _sign_accuracy(output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (torch.sign(output.reshape(y.shape)) == y).float().mean()  # f = 0 counts as wrong
+
+
+# name -> (loss, accuracy): cross-entropy over class logits with integer labels, or the logistic
+# loss log(1 + exp(-y f(x))) of one real output with labels +-1 (the XOR chapter's).
+LOSSES = {"cross_entropy": (F.cross_entropy, _class_accuracy),
+          "logistic": (_logistic_loss, _sign_accuracy)}
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+              loss: str = "cross_entropy") -> tuple[float, float]:
+    loss_fn, accuracy_fn = LOSSES[loss]
     with torch.no_grad():
-        logits = model(x)
-        return F.cross_entropy(logits, y).item(), (logits.argmax(-1) == y).float().mean().item()
+        output = model(x)
+        return loss_fn(output, y).item(), accuracy_fn(output, y).item()
 
 
 def _warmup_factor(step: int, warmup_steps: int) -> float:
@@ -144,6 +164,7 @@ def train(
     weight_decay: float | Sequence[float] = 1.0,
     betas: tuple[float, float] = (0.9, 0.98),
     batch_size: int | None = None,
+    loss: str = "cross_entropy",
     warmup_steps: int = 0,
     eval_every: int = 10,
     stop_acc: float | None = None,
@@ -172,6 +193,8 @@ def train(
         epochs: passes over the training set; full batch makes it the number of steps.
         lr, weight_decay, betas: AdamW's (decoupled weight decay, as in PyTorch).
         batch_size: None for full batch, else minibatches reshuffled every epoch from ``seed``.
+        loss: ``"cross_entropy"`` (class logits, integer labels) or ``"logistic"`` (one real
+            output, labels +-1, accuracy of its sign).
         warmup_steps: linear learning-rate warmup over this many steps (Nanda et al. use 10).
         eval_every: measure every this many epochs (and at the first and the last).
         stop_acc: stop once test accuracy is at least this for ``stop_patience`` evaluations
@@ -194,11 +217,14 @@ def train(
     if stop_acc is not None and not 0.0 < stop_acc <= 1.0:
         raise ValueError(f"stop_acc must lie in (0, 1] or be None, got {stop_acc!r}")
     check_int("stop_patience", stop_patience)
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+    loss_fn, accuracy_fn = LOSSES[loss]
 
     if isinstance(model, (list, tuple)):
         unsupported = {"batch_size": batch_size, "optimizer": optimizer,
                        "grad_transform": grad_transform, "measures": measures,
-                       "callback": callback}
+                       "callback": callback, "loss": loss != "cross_entropy"}
         for name, value in unsupported.items():
             if value:
                 raise ValueError(f"{name} is not supported when training an ensemble; "
@@ -224,8 +250,9 @@ def train(
 
     history = History(
         extras={name: [] for name in measures},
-        config={"epochs": epochs, "lr": lr, "weight_decay": weight_decay, "betas": list(betas),
-                "batch_size": batch_size, "warmup_steps": warmup_steps, "seed": seed,
+        config={"epochs": epochs, "loss": loss, "lr": lr, "weight_decay": weight_decay,
+                "betas": list(betas), "batch_size": batch_size, "warmup_steps": warmup_steps,
+                "seed": seed,
                 "model": type(model).__name__, "n_train": n_train, "n_test": len(y_test)},
     )
     step = 0
@@ -246,7 +273,7 @@ def train(
     def record(epoch: int, train_loss: float, train_acc: float) -> bool:
         """Append one evaluation; return True when training should stop."""
         nonlocal streak
-        test_loss, test_acc = _evaluate(model, x_test, y_test)
+        test_loss, test_acc = _evaluate(model, x_test, y_test, loss)
         history.append(epoch, train_loss, train_acc, test_loss, test_acc, weight_norm(model))
         with torch.no_grad():  # a measure that needs gradients enables them itself
             for name, measure in measures.items():
@@ -265,24 +292,24 @@ def train(
             if full_batch:
                 # One forward pass serves both the update and the train-set measurement.
                 with torch.set_grad_enabled(not last):
-                    logits = model(x_train)
-                    loss = F.cross_entropy(logits, y_train)
+                    output = model(x_train)
+                    value = loss_fn(output, y_train)
                 if measuring:
-                    accuracy = (logits.detach().argmax(-1) == y_train).float().mean().item()
-                    if record(epoch, loss.item(), accuracy):
+                    accuracy = accuracy_fn(output.detach(), y_train).item()
+                    if record(epoch, value.item(), accuracy):
                         break
                 if last:
                     break
-                optimizer_step(loss)
+                optimizer_step(value)
             else:
-                if measuring and record(epoch, *_evaluate(model, x_train, y_train)):
+                if measuring and record(epoch, *_evaluate(model, x_train, y_train, loss)):
                     break
                 if last:
                     break
                 order = torch.randperm(n_train, generator=generator).to(device)
                 for i in range(math.ceil(n_train / batch_size)):
                     batch = order[i * batch_size:(i + 1) * batch_size]
-                    optimizer_step(F.cross_entropy(model(x_train[batch]), y_train[batch]))
+                    optimizer_step(loss_fn(model(x_train[batch]), y_train[batch]))
             bar.update(1)
     history.seconds = time.perf_counter() - start
     history.config["steps"] = step

@@ -45,16 +45,11 @@ def _train_live(model, data, controls: dict, draw: Callable[[History], None], st
     """Train ``model`` with the sliders' settings, calling ``draw`` about REDRAWS times."""
     epochs = controls["epochs"].value
     eval_every = max(1, epochs // 200)
-    every = max(1, epochs // eval_every // REDRAWS)
-
-    def redraw(history: History) -> None:
-        if len(history) % every == 0:
-            draw(history)
-            status.value = f"epoch {history.epoch[-1]} / {epochs}"
-
-    history = train(model, data, epochs=epochs, lr=controls["lr"].value,
-                    weight_decay=controls["wd"].value, eval_every=eval_every,
-                    warmup_steps=warmup_steps, callback=redraw, progress=False)
+    history = _train_live_with(
+        lambda callback: train(model, data, epochs=epochs, lr=controls["lr"].value,
+                               weight_decay=controls["wd"].value, eval_every=eval_every,
+                               warmup_steps=warmup_steps, callback=callback, progress=False),
+        epochs, eval_every, draw, status)
     draw(history)
     status.value = measures.describe(history)
     return history
@@ -194,3 +189,90 @@ def embedding_explorer(settings: dict, tables: dict[str, torch.Tensor],
     button = _with_button(controls, run, status)
     choose({"new": names[0]})
     return w.VBox([w.VBox([*controls.values(), button]), status, figure])
+
+
+def xor_explorer(settings: dict, initial: tuple[History, History] | None = None):
+    """Sliders for the XOR cluster problem (eps, n, p, width, epochs): a button trains the wide
+    network normally, live, then a 3-neuron weak model and the transferred target's single
+    step, and draws both on one plot: the delay appears and vanishes.
+
+    Args:
+        settings: the ``xor`` chapter profile (start values, init scales, lr, weight decay,
+            ``m``, ``v_init`` and ``step``).
+        initial: ``(normal run, one-step run)`` to show before the first click.
+    """
+    import ipywidgets as w
+    from IPython.display import clear_output, display
+
+    from grokbook import xor
+
+    def make(kind, description, **options):
+        return kind(description=description, style=STYLE, layout=w.Layout(**LAYOUT), **options)
+
+    controls = {
+        "eps": make(w.FloatSlider, "noise eps", value=settings["eps"], min=0.0, max=0.5,
+                    step=0.01),
+        "n": make(w.IntSlider, "train size n", value=settings["n"], min=50, max=2000, step=50),
+        "p": make(w.SelectionSlider, "dimension p", options=(100, 300, 1000, 3000, 10000),
+                  value=min((100, 300, 1000, 3000, 10000),
+                            key=lambda q: abs(q - settings["p"]))),
+        "width": make(w.IntSlider, "width", value=settings["wide"]["width"], min=8, max=512,
+                      step=8),
+        "epochs": make(w.IntSlider, "epochs", value=settings["wide_epochs"], min=50,
+                       max=2000, step=50),
+    }
+    status = w.HTML()
+    figure = w.Output()
+
+    def show(normal: History, transferred: History | None) -> None:
+        with figure:
+            clear_output(wait=True)
+            fig, ax = plt.subplots(figsize=(7, 3.4))
+            plot_curves(normal, "acc", ax=ax, label="normal")
+            if transferred is not None:
+                ax.plot([1], [transferred.test_acc[-1]], marker="*", markersize=14,
+                        linestyle="none", color="#d1495b", label="transferred, after 1 step")
+            ax.legend(loc="lower right")
+            display(fig)
+            plt.close(fig)
+
+    def run() -> None:
+        values = {name: control.value for name, control in controls.items()}
+        data = xor.xor_cluster(values["n"], settings["n_test"], values["p"], values["eps"])
+        wide = xor.TwoLayerReLU(values["p"], values["width"], settings["wide"]["w_init"],
+                                settings["wide"]["a_init"])
+        normal = _train_live_with(
+            lambda callback: xor.fit(wide, data, values["epochs"], settings["lr"],
+                                     settings["weight_decay"], settings["eval_every"],
+                                     callback=callback, progress=False),
+            values["epochs"], settings["eval_every"], lambda h: show(h, None), status)
+        weak = xor.TwoLayerReLU(values["p"], 3, **settings["weak"])
+        weak_run = xor.fit(weak, data, settings["weak_epochs"], settings["lr"],
+                           settings["weight_decay"], progress=False)
+        target = xor.TransferredNet(weak.hidden.weight.detach().T, settings["m"],
+                                    settings["v_init"])
+        transferred = xor.one_step(target, data, settings["step"])
+        show(normal, transferred)
+        status.value = (f"normal: {measures.describe(normal)}<br>weak model: "
+                        f"{weak_run.test_acc[-1]:.0%} test | transferred target after one "
+                        f"step: {transferred.train_acc[-1]:.0%} train, "
+                        f"{transferred.test_acc[-1]:.0%} test")
+
+    button = _with_button(controls, run, status)
+    if initial is not None:
+        show(*initial)
+        status.value = measures.describe(initial[0])
+    return w.VBox([w.VBox([*controls.values(), button]), status, figure])
+
+
+def _train_live_with(fit: Callable, epochs: int, eval_every: int,
+                     draw: Callable[[History], None], status) -> History:
+    """Run ``fit(callback)`` with a callback that redraws about REDRAWS times."""
+    every = max(1, epochs // eval_every // REDRAWS)
+
+    def redraw(history: History) -> None:
+        if len(history) % every == 0:
+            draw(history)
+            status.value = f"epoch {history.epoch[-1]} / {epochs}"
+
+    return fit(redraw)
