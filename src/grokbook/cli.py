@@ -1,6 +1,7 @@
 """The ``grokbook`` command: train one model, execute a chapter of the book, benchmark.
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
+    grokbook transfer --task add --p 59 --frac 0.5
     grokbook run 1 --profile ci
     grokbook bench --quick
 """
@@ -11,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grokbook import bench, chapters, measures, profiles
+from grokbook import bench, chapters, measures, profiles, transfer
 from grokbook.models import MODELS, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
 from grokbook.train import train
@@ -48,6 +49,35 @@ def _train(args: argparse.Namespace) -> int:
     if args.out:
         path = history.save(f"{args.out}/history.json")
         print(f"history saved to {path}")
+    return 0
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    data = modular_arithmetic(args.task, args.p, args.frac, seed=args.seed)
+    target = {"d_embed": args.d_embed, "width": args.width, "depth": args.depth}
+    common = {"epochs": args.epochs, "lr": args.lr, "eval_every": args.eval_every,
+              "stop_acc": 0.99, "stop_patience": 5}
+    runs = transfer.compare(
+        data, weak_options={"d_embed": args.weak_d_embed, "width": args.weak_width,
+                            "depth": 2},
+        target_options=target,
+        weak_train={"epochs": args.weak_epochs, "lr": args.lr, "weight_decay": args.weak_wd,
+                    "eval_every": args.eval_every},
+        transfer_train={**common, "weight_decay": args.wd},
+        scratch_train={**common, "weight_decay": args.scratch_wd},
+        weak_stop_acc=args.weak_stop_acc, seed=args.seed, progress=not args.quiet)
+    weak = runs["weak"]
+    print(f"{data}; target FNN {target}")
+    print(f"weak model (d_embed {args.weak_d_embed}, width {args.weak_width}): "
+          f"{weak.epoch[-1]} epochs, test accuracy {weak.test_acc[-1]:.3f}, "
+          f"{weak.seconds:.1f} s")
+    for name in ("transfer", "scratch"):
+        run = runs[name]
+        label = "GrokTransfer" if name == "transfer" else "scratch"
+        print(f"{label:12s} {measures.describe(run)} | {run.seconds:.1f} s")
+    total = weak.seconds + runs["transfer"].seconds
+    print(f"wall time: weak + GrokTransfer {total:.1f} s, scratch "
+          f"{runs['scratch'].seconds:.1f} s (same budget: {args.epochs} epochs each)")
     return 0
 
 
@@ -97,6 +127,36 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="folder to save the history to (JSON)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(handler=_train)
+
+    g = commands.add_parser(
+        "transfer", help="GrokTransfer against scratch on modular arithmetic",
+        description="Train a weak FNN, transfer its embedding A into a target FNN as A @ B, "
+                    "and compare with the same target from scratch: weak accuracy, epochs "
+                    "to 95%%, time gap and wall time.")
+    g.add_argument("--task", default="add", choices=list(OPERATIONS), help="default: add")
+    g.add_argument("--p", type=int, default=59, help="the modulus (default: 59)")
+    g.add_argument("--frac", type=float, default=0.5, help="train fraction (default: 0.5)")
+    g.add_argument("--weak-d-embed", type=int, default=4, help="default: 4")
+    g.add_argument("--weak-width", type=int, default=16, help="default: 16")
+    g.add_argument("--weak-epochs", type=int, default=5000,
+                   help="most epochs for the weak model (default: 5000)")
+    g.add_argument("--weak-stop-acc", type=float, default=0.5,
+                   help="stop the weak model when its test accuracy first reaches this "
+                        "(default: 0.5)")
+    g.add_argument("--weak-wd", type=float, default=0.1, help="default: 0.1")
+    g.add_argument("--d-embed", type=int, default=32, help="target d_T (default: 32)")
+    g.add_argument("--width", type=int, default=128, help="target width (default: 128)")
+    g.add_argument("--depth", type=int, default=3, help="target depth (default: 3)")
+    g.add_argument("--lr", type=float, default=1e-2, help="AdamW lr, all runs (default: 1e-2)")
+    g.add_argument("--wd", type=float, default=0.1,
+                   help="weight decay of the GrokTransfer target (default: 0.1)")
+    g.add_argument("--scratch-wd", type=float, default=1.0,
+                   help="weight decay of the scratch target (default: 1.0)")
+    g.add_argument("--epochs", type=int, default=2000, help="target budget (default: 2000)")
+    g.add_argument("--eval-every", type=int, default=10, help="default: 10")
+    g.add_argument("--seed", type=int, default=0, help="seeds split, inits and B")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.set_defaults(handler=_transfer)
 
     r = commands.add_parser("run", help="execute a chapter of the book with papermill",
                             description="Execute a chapter (or 'all') at a profile.")

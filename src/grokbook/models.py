@@ -36,8 +36,9 @@ class FNN(nn.Module):
     ``f(a, b) = W_depth relu(... relu(W_1 [E a; E b]))``: ``depth`` weight matrices after the
     embedding ``E`` (``depth=3`` is the GrokTransfer paper's "3-layer FNN"), hidden width
     ``width``, no biases anywhere. ``embedding`` replaces the learned ``nn.Embedding`` with any
-    module of ``vocab_size`` rows (a ``grokbook.embeddings.FixedEmbedding``, say); ``d_embed``
-    is then its dimension.
+    module of ``vocab_size`` rows (a ``grokbook.embeddings.FixedEmbedding``, or GrokTransfer's
+    ``grokbook.transfer.LowRankEmbedding``); ``d_embed`` is then its dimension, and
+    ``init_scale`` leaves it as its maker initialised it.
     """
 
     def __init__(self, vocab_size: int, n_classes: int, d_embed: int = 128, width: int = 512,
@@ -57,7 +58,9 @@ class FNN(nn.Module):
         self.layers = nn.ModuleList(
             nn.Linear(d_in, d_out, bias=False) for d_in, d_out in zip(dims[:-1], dims[1:])
         )
-        scale_parameters(self, init_scale)
+        scale_parameters(self.layers, init_scale)
+        if embedding is None:  # a given embedding is used as its maker initialised it
+            scale_parameters(self.embed, init_scale)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         h = self.embed(tokens).flatten(1)
@@ -131,6 +134,7 @@ class Transformer(nn.Module):
         _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model,
                         n_heads=n_heads, d_mlp=d_mlp, n_layers=n_layers, n_operands=n_operands)
         self.equals_token = vocab_size
+        self.vocab_size = vocab_size  # the "=" token is number vocab_size
         self.embed = nn.Embedding(vocab_size + 1, d_model)
         self.pos_embed = nn.Embedding(n_operands + 1, d_model)
         self.blocks = nn.ModuleList(

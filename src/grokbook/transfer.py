@@ -1,0 +1,136 @@
+"""GrokTransfer (Xu et al., 2025): let a weak model grok for you.
+
+Train a small, cheap model until it generalizes a little; take its input embedding ``A``
+(``vocab x d_W``); give the large target model the embedding ``E_T = A @ B`` with ``B``
+(``d_W x d_T``) random, and train ``A``, ``B`` and the rest of the target together. The paper
+leaves several choices open; ours, stated once here and in chapter 4:
+
+- ``B`` is initialised like a bias-free ``nn.Linear(d_W, d_T)`` (PyTorch's default, uniform in
+  +-1/sqrt(d_W)) times the target's init scale; ``A`` is taken as the weak model left it.
+- The two operand embeddings are concatenated, as in every FNN of the book.
+- The weak model stops after a fixed number of epochs, or when its test accuracy first reaches a
+  threshold (``train(..., stop_acc=threshold, stop_patience=1)``).
+
+Ablations: ``freeze_a`` keeps ``A`` fixed; :func:`random_like` replaces ``A`` by a random
+matrix of the same shape and size (a low-rank embedding with no transfer); a weak model with a
+wide embedding gives an ``A`` as wide as the target's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from grokbook.checks import check_int
+from grokbook.models import FNN, make_model
+
+
+class LowRankEmbedding(nn.Module):
+    """Token embedding ``E = A @ B``: ``A`` from a weak model, ``B`` random (see module doc)."""
+
+    def __init__(self, a: torch.Tensor, d_target: int, init_scale: float = 1.0,
+                 freeze_a: bool = False, seed: int = 0):
+        super().__init__()
+        if a.dim() != 2:
+            raise ValueError(f"the weak embedding A must be 2-D (vocabulary x d_W), got shape "
+                             f"{tuple(a.shape)}")
+        check_int("d_target", d_target)
+        if not init_scale > 0:
+            raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+        a = a.detach().float().clone()
+        if freeze_a:
+            self.register_buffer("a", a)
+        else:
+            self.a = nn.Parameter(a)
+        bound = 1 / math.sqrt(a.shape[1])
+        generator = torch.Generator().manual_seed(seed)
+        b = (torch.rand(a.shape[1], d_target, generator=generator) * 2 - 1) * bound
+        self.b = nn.Parameter(b * init_scale)
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.a.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.b.shape[1]
+
+    def weight(self) -> torch.Tensor:
+        """The full embedding matrix ``A @ B`` (``vocab x d_T``)."""
+        return self.a @ self.b
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.a[tokens] @ self.b
+
+
+def weak_embedding(model: nn.Module) -> torch.Tensor:
+    """The input embedding ``A`` of a trained weak model (``vocab x d_W``), detached.
+
+    For the book's FNN and Transformer it is the token embedding (the Transformer's extra "="
+    token is dropped); for a network on vector inputs, the first layer's weight, transposed
+    (``input dimension x width``).
+    """
+    embed = getattr(model, "embed", None)
+    if isinstance(embed, nn.Embedding):
+        weight = embed.weight.detach()
+        vocab = getattr(model, "vocab_size", None)
+        return weight[:vocab].clone() if vocab is not None else weight.clone()
+    if isinstance(embed, LowRankEmbedding):
+        return embed.weight().detach().clone()
+    hidden = getattr(model, "hidden", None)
+    if isinstance(hidden, nn.Linear):
+        return hidden.weight.detach().T.clone()
+    raise ValueError(f"{type(model).__name__} has no embedding to transfer: expected a learned "
+                     "token embedding (model.embed, an nn.Embedding) or a first layer "
+                     "(model.hidden, an nn.Linear)")
+
+
+def random_like(a: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A random Gaussian matrix of ``a``'s shape and Frobenius norm: the no-transfer ablation
+    (a low-rank embedding of the same size that has learned nothing)."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(a.shape, generator=generator)
+    return noise * (a.norm() / noise.norm())
+
+
+def fnn_target(a: torch.Tensor, n_classes: int, seed: int = 0, freeze_a: bool = False,
+               vocab_size: int | None = None, **fnn_options) -> FNN:
+    """The book's FNN whose token embedding is ``A @ B``: ``fnn_options`` as for
+    :class:`grokbook.models.FNN` (``d_embed`` is the target's ``d_T``; ``init_scale``
+    scales ``B`` and the layers, not ``A``). Given ``vocab_size`` (the target task's), a weak
+    embedding with another number of rows is an error."""
+    options = dict(fnn_options)
+    d_target = options.pop("d_embed", 128)
+    init_scale = options.get("init_scale", 1.0)
+    embedding = LowRankEmbedding(a, d_target, init_scale=init_scale, freeze_a=freeze_a,
+                                 seed=seed)
+    vocab = a.shape[0] if vocab_size is None else vocab_size
+    return make_model("fnn", vocab, n_classes, seed=seed, embedding=embedding, **options)
+
+
+def compare(data, *, weak_options: dict, target_options: dict, weak_train: dict,
+            transfer_train: dict, scratch_train: dict, weak_stop_acc: float | None = None,
+            seed: int = 0, progress: bool | None = None) -> dict:
+    """GrokTransfer against scratch on one data set, the three runs of the paper's Table 1.
+
+    Trains the weak FNN (``weak_options``, ``weak_train``: the options of ``train``), stopped
+    when its test accuracy first reaches ``weak_stop_acc`` (or after its epochs), then the
+    target FNN (``target_options``) twice: from ``A @ B`` with ``transfer_train``, and from
+    scratch with ``scratch_train``. Returns ``{"weak", "transfer", "scratch"}`` -> History.
+    """
+    from grokbook.train import train
+
+    vocab, n_classes = data.vocab_size, data.n_classes
+    weak = make_model("fnn", vocab, n_classes, seed=seed, **weak_options)
+    stop = {} if weak_stop_acc is None else {"stop_acc": weak_stop_acc, "stop_patience": 1}
+    runs = {"weak": train(weak, data, progress=progress, desc="weak", **weak_train, **stop)}
+    target = fnn_target(weak_embedding(weak), n_classes, seed=seed, vocab_size=vocab,
+                        **target_options)
+    runs["transfer"] = train(target, data, progress=progress, desc="GrokTransfer target",
+                             **transfer_train)
+    scratch = make_model("fnn", vocab, n_classes, seed=seed, **target_options)
+    runs["scratch"] = train(scratch, data, progress=progress, desc="scratch target",
+                            **scratch_train)
+    return runs

@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from grokbook import transfer, xor
+from grokbook.cli import main
+from grokbook.models import make_model
+from grokbook.tasks import modular_arithmetic
+from grokbook.train import train
+
+
+def test_low_rank_embedding_is_a_times_b_and_both_learn():
+    a = torch.randn(7, 3)
+    embedding = transfer.LowRankEmbedding(a, d_target=5, seed=0)
+    tokens = torch.tensor([[0, 6], [3, 3]])
+    torch.testing.assert_close(embedding(tokens), embedding.weight()[tokens])
+    torch.testing.assert_close(embedding.a.detach(), a)
+    assert embedding.b.abs().max() <= 1 / 3 ** 0.5  # nn.Linear(3, 5)'s default bound
+    assert {name for name, _ in embedding.named_parameters()} == {"a", "b"}
+    frozen = transfer.LowRankEmbedding(a, d_target=5, freeze_a=True)
+    assert {name for name, _ in frozen.named_parameters()} == {"b"}
+
+
+def test_the_target_keeps_the_weak_embedding_as_it_was():
+    data = modular_arithmetic("add", 11, 0.5)
+    weak = make_model("fnn", 11, 11, d_embed=3, width=8, depth=2)
+    train(weak, data, epochs=5, progress=False)
+    a = transfer.weak_embedding(weak)
+    assert a.shape == (11, 3)
+    target = transfer.fnn_target(a, 11, d_embed=6, width=16, depth=3, init_scale=0.3)
+    torch.testing.assert_close(target.embed.a.detach(), a)  # init_scale scales B, not A
+    assert target.embed.embedding_dim == 6
+    history = train(target, data, epochs=5, progress=False)
+    assert len(history) == 2 and not torch.equal(target.embed.a.detach(), a)
+
+
+def test_weak_embedding_of_vector_and_transformer_models():
+    net = xor.TwoLayerReLU(p=6, width=3, w_init=0.1, a_init=0.1)
+    assert transfer.weak_embedding(net).shape == (6, 3)
+    transformer = make_model("transformer", 11, 11, d_model=8, n_heads=2, d_mlp=16)
+    assert transfer.weak_embedding(transformer).shape == (11, 8)  # "=" dropped
+
+
+def test_transfer_errors_are_clear():
+    with pytest.raises(ValueError, match="has no embedding to transfer"):
+        transfer.weak_embedding(torch.nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="embedding has 11 rows but vocab_size is 13"):
+        transfer.fnn_target(torch.randn(11, 3), 13, vocab_size=13, d_embed=4)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        transfer.LowRankEmbedding(torch.randn(3), d_target=4)
+
+
+def test_random_like_keeps_shape_and_size():
+    a = torch.randn(9, 4) * 3
+    r = transfer.random_like(a, seed=1)
+    assert r.shape == a.shape and r.norm().item() == pytest.approx(a.norm().item(), rel=1e-5)
+    assert not torch.allclose(r, a)
+
+
+def test_compare_trains_weak_transfer_and_scratch():
+    data = modular_arithmetic("add", 11, 0.5)
+    common = {"epochs": 10, "eval_every": 5}
+    runs = transfer.compare(data, weak_options={"d_embed": 3, "width": 8, "depth": 2},
+                            target_options={"d_embed": 6, "width": 16, "depth": 3},
+                            weak_train=common, transfer_train=common, scratch_train=common,
+                            weak_stop_acc=0.99, progress=False)
+    assert set(runs) == {"weak", "transfer", "scratch"}
+    assert all(run.epoch[-1] == 10 for run in runs.values())
+
+
+def test_cli_transfer_prints_the_comparison(capsys):
+    code = main(["transfer", "--p", "11", "--frac", "0.5", "--epochs", "20",
+                 "--weak-epochs", "20", "--width", "16", "--d-embed", "8", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "weak model (d_embed 4, width 16)" in out and "GrokTransfer" in out
+    assert "scratch" in out and "wall time: weak + GrokTransfer" in out
+
+
+def test_cli_transfer_rejects_a_bad_fraction(capsys):
+    assert main(["transfer", "--frac", "1.5", "--quiet"]) == 2
+    assert "frac must lie strictly between 0 and 1" in capsys.readouterr().err
