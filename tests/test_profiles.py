@@ -75,3 +75,13 @@ def test_the_embeddings_paper_profile_starts_on_a_cpu():
     history = train(model, data, epochs=2, lr=hyper["lr"], weight_decay=hyper["weight_decay"],
                     device="cpu")
     assert history.epoch == [0, 2]
+
+
+def test_the_xor_paper_profile_starts_on_a_cpu():
+    from grokbook import xor
+
+    P = profiles.load("xor", "paper")
+    data = xor.xor_cluster(P.n, 10, P.p, P.eps)  # the paper's sizes, a small test set
+    wide = xor.TwoLayerReLU(P.p, **P.wide)
+    history = xor.fit(wide, data, 1, P.lr, P.weight_decay, eval_every=1, progress=False)
+    assert history.epoch == [0, 1]

@@ -79,3 +79,31 @@ def test_cli_transfer_prints_the_comparison(capsys):
 def test_cli_transfer_rejects_a_bad_fraction(capsys):
     assert main(["transfer", "--frac", "1.5", "--quiet"]) == 2
     assert "frac must lie strictly between 0 and 1" in capsys.readouterr().err
+
+
+def test_sparse_parity_labels_are_the_product_of_the_first_k_bits():
+    from grokbook.tasks import sparse_parity
+
+    data = sparse_parity(n_bits=10, k=3, n_train=200, n_test=50, seed=0)
+    torch.testing.assert_close(data.y_train, data.x_train[:, :3].prod(dim=1))
+    assert set(data.x_test.unique().tolist()) == {-1.0, 1.0} and data.x_test.shape == (50, 10)
+    with pytest.raises(ValueError, match="k must be at most n_bits"):
+        sparse_parity(n_bits=3, k=4)
+
+
+def test_vector_transfer_feeds_the_weak_first_layer_to_the_target():
+    from grokbook.models import VectorFNN
+    from grokbook.tasks import sparse_parity
+
+    data = sparse_parity(n_bits=8, k=2, n_train=64, n_test=32)
+    weak = VectorFNN(8, d_embed=4, width=4, depth=2)
+    train(weak, data, epochs=5, loss="logistic", progress=False)
+    a = transfer.weak_embedding(weak)
+    assert a.shape == (8, 4)
+    target = transfer.vector_target(a, d_embed=16, width=32, depth=3)
+    x = data.x_test[:5]
+    torch.testing.assert_close(target.embed(x), x @ a @ target.embed.b)
+    history = train(target, data, epochs=5, loss="logistic", progress=False)
+    assert history.epoch == [0, 5]
+    with pytest.raises(ValueError, match="embedding reads 8 inputs but d_in is 9"):
+        transfer.vector_target(a, d_in=9)

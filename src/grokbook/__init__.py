@@ -2,12 +2,14 @@
 
 Modules, one idea each:
 
-- ``tasks``: data sets (modular arithmetic tables);
-- ``models``: the bias-free FNN and the Nanda-style Transformer;
+- ``tasks``: data sets (modular arithmetic tables, sparse parity);
+- ``models``: the bias-free FNNs (token and vector inputs) and the Nanda-style Transformer;
 - ``embeddings``: fixed input embeddings (one-hot, binary, Fourier, a stored table);
 - ``train``: the one training loop and its ``History``;
 - ``ensemble``: many models of one architecture trained as one vectorized run;
 - ``accelerators``: gradient transforms (GrokFast's EMA and MA filters);
+- ``transfer``: GrokTransfer, a weak model's embedding ``A`` in a target as ``A @ B``;
+- ``xor``: the XOR cluster problem of the theory chapter, its networks and measures;
 - ``measures``: time gap, epochs to an accuracy, weight norm, NTK change;
 - ``claims``: the checks that end every chapter;
 - ``profiles``: the ci / book / paper sizes of each chapter;

@@ -69,6 +69,41 @@ class FNN(nn.Module):
         return self.layers[-1](h)
 
 
+class VectorFNN(nn.Module):
+    """The bias-free FNN on vector inputs (sparse parity, images): a linear "embedding"
+    ``x @ E`` (``nn.Linear(d_in, d_embed)``, or any module mapping ``d_in`` to ``d_embed``
+    features, e.g. GrokTransfer's ``A @ B``), then ``depth`` weight matrices with ReLUs between.
+    ``n_outputs=1`` gives one real output for the logistic loss."""
+
+    def __init__(self, d_in: int, n_outputs: int = 1, d_embed: int = 128, width: int = 512,
+                 depth: int = 3, init_scale: float = 1.0, embedding: nn.Module | None = None):
+        super().__init__()
+        _check_positive(d_in=d_in, n_outputs=n_outputs, d_embed=d_embed, width=width,
+                        depth=depth)
+        if embedding is not None:
+            rows = getattr(embedding, "num_embeddings", None)
+            if rows != d_in:
+                raise ValueError(f"embedding reads {rows} inputs but d_in is {d_in}: the weak "
+                                 "model must have been trained on inputs of the same size")
+            d_embed = embedding.embedding_dim
+        self.embed = embedding if embedding is not None else nn.Linear(d_in, d_embed, bias=False)
+        dims = [d_embed] + [width] * (depth - 1) + [n_outputs]
+        self.layers = nn.ModuleList(
+            nn.Linear(d_i, d_o, bias=False) for d_i, d_o in zip(dims[:-1], dims[1:])
+        )
+        scale_parameters(self.layers, init_scale)
+        if embedding is None:
+            scale_parameters(self.embed, init_scale)
+        self.squeeze = n_outputs == 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        for layer in self.layers[:-1]:
+            h = F.relu(layer(h))
+        out = self.layers[-1](h)
+        return out.squeeze(-1) if self.squeeze else out
+
+
 class Block(nn.Module):
     """One pre-norm Transformer block: causal multi-head attention, then a ReLU MLP.
 

@@ -1,4 +1,4 @@
-"""Data sets as tensors: modular arithmetic tables (a o b) mod p.
+"""Data sets as tensors: modular arithmetic tables (a o b) mod p, and sparse parity.
 
 Grokking was found on tiny algorithmic tasks (Power et al., 2022): the whole table of
 ``(a, b) -> (a o b) mod p`` is known, a random fraction of it is shown to the network, and the
@@ -123,3 +123,41 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     order = torch.randperm(len(y), generator=generator)
     train, test = order[:n_train], order[n_train:]
     return ModularData(op, p, frac, seed, x[train], y[train], x[test], y[test])
+
+
+@dataclass(frozen=True)
+class ParityData:
+    """Samples of (n, k)-sparse parity: ``x`` uniform on ``{+-1}^n_bits``, ``y`` the product of
+    its first ``k`` bits (+-1, for the logistic loss)."""
+
+    n_bits: int
+    k: int
+    seed: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def __repr__(self) -> str:
+        return (f"ParityData(({self.n_bits}, {self.k})-sparse parity: {len(self.y_train)} "
+                f"train, {len(self.y_test)} test, seed {self.seed})")
+
+
+def sparse_parity(n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int = 2000,
+                  seed: int = 0) -> ParityData:
+    """(n_bits, k)-sparse parity (the GrokTransfer paper's Fig. 6c uses (40, 3), n = 1000):
+    a network must find which ``k`` of the ``n_bits`` inputs matter, and their product.
+
+    Raises:
+        ValueError: for ``k`` outside ``1..n_bits`` or non-positive sizes.
+    """
+    check_int("n_bits", n_bits)
+    check_int("n_train", n_train)
+    check_int("n_test", n_test)
+    check_int("k", k)
+    if k > n_bits:
+        raise ValueError(f"k must be at most n_bits ({n_bits}), got k={k}")
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator).float() * 2 - 1
+    y = x[:, :k].prod(dim=1)
+    return ParityData(n_bits, k, seed, x[:n_train], y[:n_train], x[n_train:], y[n_train:])

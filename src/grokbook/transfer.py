@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from grokbook.checks import check_int
-from grokbook.models import FNN, make_model
+from grokbook.models import FNN, VectorFNN, make_model
 
 
 class LowRankEmbedding(nn.Module):
@@ -62,6 +62,8 @@ class LowRankEmbedding(nn.Module):
         return self.a @ self.b
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.is_floating_point():  # vector inputs: x @ A @ B (a token is a one-hot x)
+            return tokens @ self.a @ self.b
         return self.a[tokens] @ self.b
 
 
@@ -79,6 +81,8 @@ def weak_embedding(model: nn.Module) -> torch.Tensor:
         return weight[:vocab].clone() if vocab is not None else weight.clone()
     if isinstance(embed, LowRankEmbedding):
         return embed.weight().detach().clone()
+    if isinstance(embed, nn.Linear):  # VectorFNN: the first layer, as input x d_embed
+        return embed.weight.detach().T.clone()
     hidden = getattr(model, "hidden", None)
     if isinstance(hidden, nn.Linear):
         return hidden.weight.detach().T.clone()
@@ -108,6 +112,21 @@ def fnn_target(a: torch.Tensor, n_classes: int, seed: int = 0, freeze_a: bool = 
                                  seed=seed)
     vocab = a.shape[0] if vocab_size is None else vocab_size
     return make_model("fnn", vocab, n_classes, seed=seed, embedding=embedding, **options)
+
+
+def vector_target(a: torch.Tensor, n_outputs: int = 1, seed: int = 0, freeze_a: bool = False,
+                  d_in: int | None = None, **options) -> VectorFNN:
+    """A :class:`grokbook.models.VectorFNN` whose first layer is ``x @ A @ B``, ``A`` being a
+    weak VectorFNN's first layer (``d_in x d_W``). Given ``d_in`` (the target task's input
+    size), a weak model trained on inputs of another size is an error."""
+    options = dict(options)
+    d_target = options.pop("d_embed", 128)
+    embedding = LowRankEmbedding(a, d_target, init_scale=options.get("init_scale", 1.0),
+                                 freeze_a=freeze_a, seed=seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return VectorFNN(a.shape[0] if d_in is None else d_in, n_outputs,
+                         embedding=embedding, **options)
 
 
 def compare(data, *, weak_options: dict, target_options: dict, weak_train: dict,
