@@ -107,3 +107,17 @@ def test_vector_transfer_feeds_the_weak_first_layer_to_the_target():
     assert history.epoch == [0, 5]
     with pytest.raises(ValueError, match="embedding reads 8 inputs but d_in is 9"):
         transfer.vector_target(a, d_in=9)
+
+
+def test_a_weak_fnn_embedding_initialises_a_transformer():
+    data = modular_arithmetic("add", 11, 0.5)
+    weak = make_model("fnn", 11, 11, d_embed=3, width=8, depth=2)
+    a = transfer.weak_embedding(weak)
+    target = transfer.transformer_target(a, 11, d_model=8, n_heads=2, d_mlp=16, init_scale=0.5)
+    weight = target.embed.weight().detach()
+    assert weight.shape == (12, 8) and torch.equal(weight[-1], torch.zeros(8))  # "=" row
+    torch.testing.assert_close(weight[:11], a @ target.embed.b.detach())
+    history = train(target, data, epochs=4, eval_every=2, progress=False)
+    assert history.epoch == [0, 2, 4]
+    with pytest.raises(ValueError, match="weak embedding has 11 rows but the target's"):
+        transfer.transformer_target(a, 13, vocab_size=13, d_model=8, n_heads=2, d_mlp=16)

@@ -11,6 +11,10 @@ leaves several choices open; ours, stated once here and in chapter 4:
 - The weak model stops after a fixed number of epochs, or when its test accuracy first reaches a
   threshold (``train(..., stop_acc=threshold, stop_patience=1)``).
 
+Targets: the book's FNN (:func:`fnn_target`), its Transformer (:func:`transformer_target`, ``A``
+from a weak FNN) and the FNN on vector inputs (:func:`vector_target`, ``A`` = the weak model's
+first layer).
+
 Ablations: ``freeze_a`` keeps ``A`` fixed; :func:`random_like` replaces ``A`` by a random
 matrix of the same shape and size (a low-rank embedding with no transfer); a weak model with a
 wide embedding gives an ``A`` as wide as the target's.
@@ -112,6 +116,25 @@ def fnn_target(a: torch.Tensor, n_classes: int, seed: int = 0, freeze_a: bool = 
                                  seed=seed)
     vocab = a.shape[0] if vocab_size is None else vocab_size
     return make_model("fnn", vocab, n_classes, seed=seed, embedding=embedding, **options)
+
+
+def transformer_target(a: torch.Tensor, n_classes: int, seed: int = 0, freeze_a: bool = False,
+                       vocab_size: int | None = None, **options) -> nn.Module:
+    """The book's Transformer whose token embedding is ``A @ B`` (cross-architecture transfer:
+    ``A`` from a weak FNN). The "=" token has no row in ``A``: it gets a zero row, trained with
+    the rest (its position embedding tells it apart from the start). ``options`` as for
+    :class:`grokbook.models.Transformer`; ``init_scale`` scales ``B`` and the Transformer, not
+    ``A``."""
+    vocab = a.shape[0] if vocab_size is None else vocab_size
+    if a.shape[0] != vocab:
+        raise ValueError(f"the weak embedding has {a.shape[0]} rows but the target's vocabulary "
+                         f"has {vocab} tokens: the weak model must have been trained on the "
+                         "same tokens")
+    model = make_model("transformer", vocab, n_classes, seed=seed, **options)
+    rows = torch.cat([a.detach().float(), a.new_zeros(1, a.shape[1])])
+    model.embed = LowRankEmbedding(rows, model.embed.embedding_dim, freeze_a=freeze_a,
+                                   init_scale=options.get("init_scale", 1.0), seed=seed)
+    return model
 
 
 def vector_target(a: torch.Tensor, n_outputs: int = 1, seed: int = 0, freeze_a: bool = False,
