@@ -105,7 +105,7 @@ def test_vector_transfer_feeds_the_weak_first_layer_to_the_target():
     torch.testing.assert_close(target.embed(x), x @ a @ target.embed.b)
     history = train(target, data, epochs=5, loss="logistic", progress=False)
     assert history.epoch == [0, 5]
-    with pytest.raises(ValueError, match="embedding reads 8 inputs but d_in is 9"):
+    with pytest.raises(ValueError, match="embedding has 8 rows but d_in is 9"):
         transfer.vector_target(a, d_in=9)
 
 

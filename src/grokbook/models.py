@@ -30,6 +30,20 @@ def _check_positive(**sizes: int) -> None:
         check_int(name, value)
 
 
+def _given_embedding_dim(embedding: nn.Module, size: int, name: str, unit: str) -> int:
+    """The dimension of a caller's embedding module, after checking it has ``size`` rows."""
+    rows = getattr(embedding, "num_embeddings", None)
+    if rows != size:
+        raise ValueError(f"embedding has {rows} rows but {name} is {size}: the embedding must "
+                         f"have one row per {unit}")
+    return embedding.embedding_dim
+
+
+def _bias_free_layers(dims: list[int]) -> nn.ModuleList:
+    return nn.ModuleList(nn.Linear(d_in, d_out, bias=False)
+                         for d_in, d_out in zip(dims[:-1], dims[1:]))
+
+
 class FNN(nn.Module):
     """Bias-free fully-connected network on concatenated operand embeddings.
 
@@ -46,18 +60,12 @@ class FNN(nn.Module):
                  embedding: nn.Module | None = None):
         super().__init__()
         if embedding is not None:
-            rows = getattr(embedding, "num_embeddings", None)
-            if rows != vocab_size:
-                raise ValueError(f"embedding has {rows} rows but vocab_size is {vocab_size}: "
-                                 "the embedding must have one row per token")
-            d_embed = embedding.embedding_dim
+            d_embed = _given_embedding_dim(embedding, vocab_size, "vocab_size", "token")
         _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_embed=d_embed,
                         width=width, depth=depth, n_operands=n_operands)
         self.embed = embedding if embedding is not None else nn.Embedding(vocab_size, d_embed)
-        dims = [n_operands * d_embed] + [width] * (depth - 1) + [n_classes]
-        self.layers = nn.ModuleList(
-            nn.Linear(d_in, d_out, bias=False) for d_in, d_out in zip(dims[:-1], dims[1:])
-        )
+        self.layers = _bias_free_layers([n_operands * d_embed] + [width] * (depth - 1)
+                                        + [n_classes])
         scale_parameters(self.layers, init_scale)
         if embedding is None:  # a given embedding is used as its maker initialised it
             scale_parameters(self.embed, init_scale)
@@ -81,16 +89,9 @@ class VectorFNN(nn.Module):
         _check_positive(d_in=d_in, n_outputs=n_outputs, d_embed=d_embed, width=width,
                         depth=depth)
         if embedding is not None:
-            rows = getattr(embedding, "num_embeddings", None)
-            if rows != d_in:
-                raise ValueError(f"embedding reads {rows} inputs but d_in is {d_in}: the weak "
-                                 "model must have been trained on inputs of the same size")
-            d_embed = embedding.embedding_dim
+            d_embed = _given_embedding_dim(embedding, d_in, "d_in", "input coordinate")
         self.embed = embedding if embedding is not None else nn.Linear(d_in, d_embed, bias=False)
-        dims = [d_embed] + [width] * (depth - 1) + [n_outputs]
-        self.layers = nn.ModuleList(
-            nn.Linear(d_i, d_o, bias=False) for d_i, d_o in zip(dims[:-1], dims[1:])
-        )
+        self.layers = _bias_free_layers([d_embed] + [width] * (depth - 1) + [n_outputs])
         scale_parameters(self.layers, init_scale)
         if embedding is None:
             scale_parameters(self.embed, init_scale)
