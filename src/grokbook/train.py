@@ -178,7 +178,8 @@ def train(
     progress: bool | None = None,
     desc: str = "train",
 ) -> History | list[History]:
-    """Train ``model`` on ``data`` with cross-entropy and return its :class:`History`.
+    """Train ``model`` on ``data`` (cross-entropy unless ``loss`` says otherwise) and return its
+    :class:`History`.
 
     Given a list of models of one architecture, train them as one vectorized ensemble (see
     ``grokbook.ensemble``) and return one History per member: ``data``, ``lr`` and
@@ -252,8 +253,8 @@ def train(
         extras={name: [] for name in measures},
         config={"epochs": epochs, "loss": loss, "lr": lr, "weight_decay": weight_decay,
                 "betas": list(betas), "batch_size": batch_size, "warmup_steps": warmup_steps,
-                "seed": seed,
-                "model": type(model).__name__, "n_train": n_train, "n_test": len(y_test)},
+                "seed": seed, "model": type(model).__name__, "n_train": n_train,
+                "n_test": len(y_test)},
     )
     step = 0
     streak = 0

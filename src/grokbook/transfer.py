@@ -29,6 +29,7 @@ from torch import nn
 
 from grokbook.checks import check_int
 from grokbook.models import FNN, VectorFNN, make_model
+from grokbook.train import train
 
 
 class LowRankEmbedding(nn.Module):
@@ -162,8 +163,6 @@ def compare(data, *, weak_options: dict, target_options: dict, weak_train: dict,
     target FNN (``target_options``) twice: from ``A @ B`` with ``transfer_train``, and from
     scratch with ``scratch_train``. Returns ``{"weak", "transfer", "scratch"}`` -> History.
     """
-    from grokbook.train import train
-
     vocab, n_classes = data.vocab_size, data.n_classes
     weak = make_model("fnn", vocab, n_classes, seed=seed, **weak_options)
     stop = {} if weak_stop_acc is None else {"stop_acc": weak_stop_acc, "stop_patience": 1}

@@ -10,7 +10,7 @@ import torch
 from grokbook import measures
 from grokbook.embeddings import FixedEmbedding
 from grokbook.models import make_model
-from grokbook.plots import plot_curves, plot_embedding, training_figure
+from grokbook.plots import PALETTE, plot_curves, plot_embedding, training_figure
 from grokbook.tasks import is_prime, modular_arithmetic
 from grokbook.train import History, train
 
@@ -20,14 +20,34 @@ STYLE = {"description_width": "90px"}
 LAYOUT = {"width": "340px"}
 
 
+def _slider(kind, description: str, **options):
+    """An ipywidgets control of class ``kind`` in the explorers' style and width."""
+    import ipywidgets as w
+
+    return kind(description=description, style=STYLE, layout=w.Layout(**LAYOUT), **options)
+
+
+def _nearest(options, value):
+    """The option closest to ``value`` (a slider's start when ``value`` is not an option)."""
+    return min(options, key=lambda option: abs(option - value))
+
+
+def _show(output, fig: plt.Figure) -> None:
+    """Replace what ``output`` (an ``ipywidgets.Output``) shows by ``fig``."""
+    from IPython.display import clear_output, display
+
+    with output:
+        clear_output(wait=True)
+        display(fig)
+        plt.close(fig)
+
+
 def _training_sliders(frac: float, lr: float, weight_decay: float, init_scale: float,
                       epochs: int) -> dict:
     """The sliders every explorer shares: train fraction, lr, weight decay, init, epochs."""
     import ipywidgets as w
 
-    def make(kind, description, **options):
-        return kind(description=description, style=STYLE, layout=w.Layout(**LAYOUT), **options)
-
+    make = _slider
     return {
         "frac": make(w.FloatSlider, "train fraction", value=frac, min=0.1, max=0.9, step=0.05),
         "lr": make(w.FloatLogSlider, "learning rate", value=lr, base=10, min=-4, max=-0.5,
@@ -38,6 +58,19 @@ def _training_sliders(frac: float, lr: float, weight_decay: float, init_scale: f
                      step=0.25),
         "epochs": make(w.IntSlider, "epochs", value=epochs, min=200, max=20000, step=200),
     }
+
+
+def _train_live_with(fit: Callable, epochs: int, eval_every: int,
+                     draw: Callable[[History], None], status) -> History:
+    """Run ``fit(callback)`` with a callback that redraws about REDRAWS times."""
+    every = max(1, epochs // eval_every // REDRAWS)
+
+    def redraw(history: History) -> None:
+        if len(history) % every == 0:
+            draw(history)
+            status.value = f"epoch {history.epoch[-1]} / {epochs}"
+
+    return fit(redraw)
 
 
 def _train_live(model, data, controls: dict, draw: Callable[[History], None], status,
@@ -86,15 +119,13 @@ def grokking_explorer(settings: dict, initial: History | None = None):
         initial: a run to show before the first click (so a static page shows a figure).
     """
     import ipywidgets as w
-    from IPython.display import clear_output, display
 
     start = settings["fnn_train"]
     controls = {
         "model": w.ToggleButtons(options=["fnn", "transformer"], value="fnn",
                                  description="model", style=STYLE),
-        "p": w.SelectionSlider(options=PRIMES, value=min(PRIMES, key=lambda q: abs(
-            q - settings["p"])), description="p (prime)", style=STYLE,
-            layout=w.Layout(**LAYOUT)),
+        "p": _slider(w.SelectionSlider, "p (prime)", options=PRIMES,
+                     value=_nearest(PRIMES, settings["p"])),
         **_training_sliders(settings["frac"], start["lr"], start["weight_decay"],
                             settings["fnn"]["init_scale"], start["epochs"]),
     }
@@ -102,11 +133,7 @@ def grokking_explorer(settings: dict, initial: History | None = None):
     figure = w.Output()
 
     def show(history: History, title: str) -> None:
-        with figure:
-            clear_output(wait=True)
-            fig = training_figure(history, title=title)
-            display(fig)
-            plt.close(fig)
+        _show(figure, training_figure(history, title=title))
 
     def run() -> None:
         kind = controls["model"].value
@@ -138,7 +165,6 @@ def embedding_explorer(settings: dict, tables: dict[str, torch.Tensor],
         initial: name -> a run to show before the first click.
     """
     import ipywidgets as w
-    from IPython.display import clear_output, display
 
     sizes = {len(table) for table in tables.values()}
     if not tables or len(sizes) != 1:
@@ -158,15 +184,12 @@ def embedding_explorer(settings: dict, tables: dict[str, torch.Tensor],
 
     def show(history: History | None) -> None:
         name = controls["embedding"].value
-        with figure:
-            clear_output(wait=True)
-            fig, (curves, pca) = plt.subplots(1, 2, figsize=(10, 3.4))
-            if history is not None:
-                plot_curves(history, "acc", ax=curves)
-            curves.set_title(f"{name} embedding, a+b mod {p}")
-            plot_embedding(pca, tables[name], title=f"the {name} table, first two PCs")
-            display(fig)
-            plt.close(fig)
+        fig, (curves, pca) = plt.subplots(1, 2, figsize=(10, 3.4))
+        if history is not None:
+            plot_curves(history, "acc", ax=curves)
+        curves.set_title(f"{name} embedding, a+b mod {p}")
+        plot_embedding(pca, tables[name], title=f"the {name} table, first two PCs")
+        _show(figure, fig)
 
     def choose(change) -> None:
         hyper = settings["hyper"].get(change["new"])
@@ -202,20 +225,17 @@ def xor_explorer(settings: dict, initial: tuple[History, History] | None = None)
         initial: ``(normal run, one-step run)`` to show before the first click.
     """
     import ipywidgets as w
-    from IPython.display import clear_output, display
 
     from grokbook import xor
 
-    def make(kind, description, **options):
-        return kind(description=description, style=STYLE, layout=w.Layout(**LAYOUT), **options)
-
+    make = _slider
+    dimensions = (100, 300, 1000, 3000, 10000)
     controls = {
         "eps": make(w.FloatSlider, "noise eps", value=settings["eps"], min=0.0, max=0.5,
                     step=0.01),
         "n": make(w.IntSlider, "train size n", value=settings["n"], min=50, max=2000, step=50),
-        "p": make(w.SelectionSlider, "dimension p", options=(100, 300, 1000, 3000, 10000),
-                  value=min((100, 300, 1000, 3000, 10000),
-                            key=lambda q: abs(q - settings["p"]))),
+        "p": make(w.SelectionSlider, "dimension p", options=dimensions,
+                  value=_nearest(dimensions, settings["p"])),
         "width": make(w.IntSlider, "width", value=settings["wide"]["width"], min=8, max=512,
                       step=8),
         "epochs": make(w.IntSlider, "epochs", value=settings["wide_epochs"], min=50,
@@ -225,16 +245,13 @@ def xor_explorer(settings: dict, initial: tuple[History, History] | None = None)
     figure = w.Output()
 
     def show(normal: History, transferred: History | None) -> None:
-        with figure:
-            clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(7, 3.4))
-            plot_curves(normal, "acc", ax=ax, label="normal")
-            if transferred is not None:
-                ax.plot([1], [transferred.test_acc[-1]], marker="*", markersize=14,
-                        linestyle="none", color="#d1495b", label="transferred, after 1 step")
-            ax.legend(loc="lower right")
-            display(fig)
-            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(7, 3.4))
+        plot_curves(normal, "acc", ax=ax, label="normal")
+        if transferred is not None:
+            ax.plot([1], [transferred.test_acc[-1]], marker="*", markersize=14,
+                    linestyle="none", color=PALETTE[1], label="transferred, after 1 step")
+        ax.legend(loc="lower right")
+        _show(figure, fig)
 
     def run() -> None:
         values = {name: control.value for name, control in controls.items()}
@@ -263,16 +280,3 @@ def xor_explorer(settings: dict, initial: tuple[History, History] | None = None)
         show(*initial)
         status.value = measures.describe(initial[0])
     return w.VBox([w.VBox([*controls.values(), button]), status, figure])
-
-
-def _train_live_with(fit: Callable, epochs: int, eval_every: int,
-                     draw: Callable[[History], None], status) -> History:
-    """Run ``fit(callback)`` with a callback that redraws about REDRAWS times."""
-    every = max(1, epochs // eval_every // REDRAWS)
-
-    def redraw(history: History) -> None:
-        if len(history) % every == 0:
-            draw(history)
-            status.value = f"epoch {history.epoch[-1]} / {epochs}"
-
-    return fit(redraw)
