@@ -138,3 +138,32 @@ def test_relative_ntk_change_divides_by_the_previous_kernel():
     with torch.no_grad():
         model.layers[0].weight.mul_(1.5)
     assert relative(model) == pytest.approx(raw(model) / first.norm().item(), rel=1e-5)
+
+
+def test_the_fourier_spectrum_finds_the_circle_a_table_is_made_of():
+    p = 31
+    a = torch.arange(p, dtype=torch.float64)
+    circle = torch.stack([torch.cos(2 * torch.pi * 5 * a / p),
+                          torch.sin(2 * torch.pi * 5 * a / p)], 1)
+    power = embeddings.fourier_spectrum(circle)
+    assert power.shape == (p // 2,)
+    assert power[4] == pytest.approx(1.0, abs=1e-6)  # frequency 5 is index 4
+    two = torch.cat([circle, torch.cos(2 * torch.pi * 3 * a / p)[:, None]], 1)
+    shares = embeddings.fourier_spectrum(two)
+    assert shares.sum() == pytest.approx(1.0)
+    assert set(shares.argsort(descending=True)[:2].tolist()) == {2, 4}
+
+
+def test_the_fourier_spectrum_reads_rows_in_the_given_order():
+    from grokbook.tasks import discrete_log_order
+
+    p = 13
+    order = discrete_log_order(p)
+    log = {value: i for i, value in enumerate(order)}
+    # a table that is a circle over the discrete log of each nonzero number (row 0 unused)
+    angle = torch.tensor([0.0] + [2 * torch.pi * log[v] / (p - 1) for v in range(1, p)])
+    table = torch.stack([angle.cos(), angle.sin()], 1)
+    assert embeddings.fourier_spectrum(table, order)[0] == pytest.approx(1.0, abs=1e-6)
+    assert embeddings.fourier_spectrum(table).max() < 0.9  # in number order: no single circle
+    with pytest.raises(ValueError, match="2-D"):
+        embeddings.fourier_spectrum(torch.zeros(5))

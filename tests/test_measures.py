@@ -60,3 +60,13 @@ def test_describe_says_when_a_run_fit_and_generalized():
     assert measures.describe(h) == ("95% train: epoch 10 | 95% test: epoch 30 | "
                                     "time gap: 20 | 60 epochs/s")
     assert "95% test: never | time gap: -" in measures.describe(history([1.0], [0.1]))
+
+
+def test_seconds_to_scales_the_wall_time_by_the_epochs_it_took():
+    history = History(epoch=[0, 10, 20, 40], train_loss=[1.0] * 4, train_acc=[1.0] * 4,
+                      test_loss=[1.0] * 4, test_acc=[0.0, 0.5, 0.96, 1.0],
+                      weight_norm=[1.0] * 4, seconds=8.0)
+    assert measures.seconds_to(history) == pytest.approx(4.0)
+    assert measures.seconds_to(history, 0.99) == pytest.approx(8.0)
+    history.test_acc[:] = [0.0] * 4
+    assert measures.seconds_to(history) is None

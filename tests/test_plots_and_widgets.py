@@ -93,3 +93,21 @@ def test_the_xor_explorer_trains_normal_and_transferred():
     sliders["epochs"].value = 50
     controls.children[-1].click()
     assert "normal: 95% train:" in status.value and "after one step" in status.value
+
+
+def test_the_transfer_explorer_trains_the_weak_model_then_both_targets():
+    from grokbook.widgets import transfer_explorer
+
+    settings = profiles.load("transfer", "ci")
+    settings.update(p=17, weak_train={"epochs": 30, "lr": 1e-2, "weight_decay": 0.1,
+                                      "eval_every": 10})
+    widget = transfer_explorer(settings, initial={"GrokTransfer": fake(5), "scratch": fake(5)})
+    controls, status, _ = widget.children
+    sliders = {c.description: c for c in controls.children}
+    assert status.value.startswith("GrokTransfer: 95% train:")
+    sliders["task"].value = "mul"
+    sliders["weak d_embed"].value = 3
+    sliders["epochs"].value = 200
+    controls.children[-1].click()
+    assert "weak model:" in status.value
+    assert "GrokTransfer: 95% train:" in status.value and "scratch: 95% train:" in status.value

@@ -85,3 +85,27 @@ def test_the_xor_paper_profile_starts_on_a_cpu():
     wide = xor.TwoLayerReLU(P.p, **P.wide)
     history = xor.fit(wide, data, 1, P.lr, P.weight_decay, eval_every=1, progress=False)
     assert history.epoch == [0, 1]
+
+
+def test_the_transfer_paper_profile_starts_on_a_cpu():
+    from grokbook import transfer
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import train
+
+    P = profiles.load("transfer", "paper")
+    data = modular_arithmetic("mul", P.p, P.frac)
+    weak = make_model("fnn", P.p, P.p, **P.weak["mul"])
+    assert train(weak, data, **{**P.weak_train, "epochs": 2}, device="cpu").epoch == [0, 2]
+    target = transfer.fnn_target(transfer.weak_embedding(weak), P.p, vocab_size=P.p,
+                                 init_scale=P.transfer_init, **P.target)
+    history = train(target, data, **{**P.transfer_train, "epochs": 2}, device="cpu")
+    assert history.epoch == [0, 2]
+    assert target.embed.weight().shape == (P.p, P.target["d_embed"])
+
+
+def test_every_transfer_profile_has_a_weak_model_per_task():
+    for name in profiles.PROFILE_NAMES:
+        P = profiles.load("transfer", name)
+        assert set(P.weak) == set(P.tasks) == {"add", "mul"}
+        assert 0 < P.weak_stop_acc < 0.95

@@ -65,3 +65,24 @@ def test_bad_input_names_the_parameter(kwargs, message):
 
 def test_non_prime_modulus_is_fine_where_no_inverse_is_needed():
     assert len(modular_arithmetic("add", 12, 0.5).y_train) == 72
+
+
+def test_the_discrete_log_order_turns_multiplication_into_addition():
+    from grokbook.tasks import discrete_log_order, primitive_root
+
+    assert primitive_root(7) == 3 and primitive_root(97) == 5 and primitive_root(113) == 3
+    p = 13
+    order = discrete_log_order(p)
+    assert sorted(order) == list(range(1, p))  # every nonzero number once
+    for i in range(p - 1):
+        for j in range(p - 1):
+            assert order[i] * order[j] % p == order[(i + j) % (p - 1)]
+
+
+def test_primitive_root_needs_a_prime():
+    from grokbook.tasks import primitive_root
+
+    with pytest.raises(ValueError, match="p must be a prime"):
+        primitive_root(15)
+    with pytest.raises(ValueError, match="p"):
+        primitive_root(2)

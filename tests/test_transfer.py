@@ -72,7 +72,7 @@ def test_cli_transfer_prints_the_comparison(capsys):
                  "--weak-epochs", "20", "--width", "16", "--d-embed", "8", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "weak model (d_embed 4, width 16)" in out and "GrokTransfer" in out
+    assert "weak model (d_embed 6, width 16)" in out and "GrokTransfer" in out
     assert "scratch" in out and "wall time: weak + GrokTransfer" in out
 
 
@@ -121,3 +121,38 @@ def test_a_weak_fnn_embedding_initialises_a_transformer():
     assert history.epoch == [0, 2, 4]
     with pytest.raises(ValueError, match="weak embedding has 11 rows but the target's"):
         transfer.transformer_target(a, 13, vocab_size=13, d_model=8, n_heads=2, d_mlp=16)
+
+
+def test_a_transferred_target_trains_the_same_twice():
+    # A @ B's lookup must have a deterministic backward (advanced indexing's has not, on CPU)
+    data = modular_arithmetic("add", 23, 0.5, seed=1)
+    a = torch.randn(23, 4, generator=torch.Generator().manual_seed(0))
+    losses = []
+    for _ in range(2):
+        target = transfer.fnn_target(a, 23, seed=1, vocab_size=23, d_embed=16, width=32)
+        history = train(target, data, epochs=60, lr=1e-2, weight_decay=0.1, progress=False)
+        losses.append(history.train_loss + history.test_loss)
+    assert losses[0] == losses[1]
+
+
+def test_merge_keeps_the_function_and_makes_the_embedding_one_matrix():
+    a = torch.randn(11, 3, generator=torch.Generator().manual_seed(0))
+    target = transfer.fnn_target(a, 11, seed=0, vocab_size=11, d_embed=8, width=16)
+    x = torch.tensor([[1, 2], [3, 10]])
+    before = target(x)
+    transfer.merge(target)
+    assert isinstance(target.embed, torch.nn.Embedding) and target.embed.weight.requires_grad
+    assert torch.allclose(target(x), before)
+    with pytest.raises(ValueError, match="no A @ B embedding"):
+        transfer.merge(target)
+
+
+def test_a_run_followed_by_another_reads_as_one_run():
+    data = modular_arithmetic("add", 11, 0.5, seed=0)
+    model = make_model("fnn", 11, 11, seed=0, d_embed=4, width=8)
+    first = train(model, data, epochs=20, eval_every=10, progress=False)
+    second = train(model, data, epochs=30, eval_every=10, progress=False)
+    both = first.followed_by(second)
+    assert both.epoch == [0, 10, 20, 30, 40, 50]
+    assert both.test_acc == first.test_acc + second.test_acc[1:]
+    assert both.seconds == first.seconds + second.seconds

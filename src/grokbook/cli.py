@@ -1,7 +1,7 @@
 """The ``grokbook`` command: train one model, execute a chapter of the book, benchmark.
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
-    grokbook transfer --task add --p 59 --frac 0.5
+    grokbook transfer --task add --p 97 --frac 0.3
     grokbook run 1 --profile ci
     grokbook bench --quick
 """
@@ -136,7 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--task", default="add", choices=list(OPERATIONS), help="default: add")
     g.add_argument("--p", type=int, default=59, help="the modulus (default: 59)")
     g.add_argument("--frac", type=float, default=0.5, help="train fraction (default: 0.5)")
-    g.add_argument("--weak-d-embed", type=int, default=4, help="default: 4")
+    g.add_argument("--weak-d-embed", type=int, default=6,
+                   help="default: 6 (with 4, weak models often learn one Fourier frequency, "
+                        "which transfers badly: see chapter 4)")
     g.add_argument("--weak-width", type=int, default=16, help="default: 16")
     g.add_argument("--weak-epochs", type=int, default=5000,
                    help="most epochs for the weak model (default: 5000)")

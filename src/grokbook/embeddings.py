@@ -97,6 +97,25 @@ def principal_components(table: torch.Tensor, k: int = 2) -> tuple[torch.Tensor,
     return (u[:, :k] * s[:k]).float(), explained[:k].float()
 
 
+def fourier_spectrum(table: torch.Tensor, order: list[int] | None = None) -> torch.Tensor:
+    """How a table's rows vary over the tokens, by frequency: the share of its (mean-free)
+    power at each frequency ``k = 1, ..., n // 2`` of a discrete Fourier transform over the
+    ``n`` rows taken in ``order`` (default: token order). Shares sum to 1.
+
+    An embedding that adds mod p well is made of a few circles ``cos(2 pi k a / p)``,
+    ``sin(2 pi k a / p)``: its spectrum has a few peaks. For multiplication, pass
+    ``tasks.discrete_log_order(p)``: in that order the same picture appears.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
+                         f"{tuple(table.shape)}")
+    rows = table.double() if order is None else table.double()[list(order)]
+    power = torch.fft.rfft(rows, dim=0).abs().pow(2).sum(dim=1)[1:]
+    if len(rows) % 2 == 0:  # the Nyquist frequency has no mirror image: count it once
+        power[-1] /= 2
+    return (power / power.sum().clamp_min(1e-300)).float()
+
+
 BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier}
 
 

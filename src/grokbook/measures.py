@@ -49,6 +49,19 @@ def time_gap(history: History, threshold: float = 0.95) -> int | None:
     return test - train
 
 
+def seconds_to(history: History, threshold: float = 0.95) -> float | None:
+    """Wall time until test accuracy first reached ``threshold``: the run's seconds per epoch
+    times the epochs it took (every full-batch epoch costs the same). None if it never did.
+
+    A run that goes on after it generalized (to confirm it, or to its epoch budget) then costs
+    what solving the task cost, not what the stopping rule added.
+    """
+    epochs = epochs_to(history, "test_acc", threshold)
+    if epochs is None:
+        return None
+    return history.seconds * epochs / max(history.epoch[-1], 1)
+
+
 def summary(history: History, threshold: float = 0.95) -> dict[str, int | float | None]:
     """The headline numbers of a run: epochs to ``threshold`` train and test accuracy, the time
     gap, the final accuracies, the epochs run and the wall time."""

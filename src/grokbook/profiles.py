@@ -153,8 +153,99 @@ _XOR = {
     },
 }
 
+# Chapter 4, "Let a weak model grok for you": GrokTransfer for FNNs (paper Sec. 4, Figs. 6, 7).
+# ``weak`` is the weak FNN per task (2 layers), stopped when its test accuracy first reaches
+# ``weak_stop_acc``; ``target`` the 3-layer FNN trained from A @ B (``transfer_init``,
+# ``transfer_train``) and from scratch (``scratch_init``, ``scratch_train``: the same network at
+# its own best weight decay). book: a+b and a*b mod 97 with 30% train, where scratch's plateau
+# lasts about 2,000 epochs; the weak model has d_embed 6 (the paper's 4 mostly learns a single
+# Fourier frequency at our size, see the chapter) and, for a*b, width 32 (width 16 stays below
+# 50% test on half the seeds; ci: d_embed 8, width 16, which transfer best at p = 59).
+# ``random_seeds``, ``random_epochs``: the no-transfer control; ``ablations``: merging A @ B
+# after ``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c).
+# ``sweep``: weak embeddings of other sizes and stopping points, targets trained
+# ``sweep["epochs"]``. paper: the paper's p = 113 with 25% train, weak d_embed 4 / width 16 and
+# target 128 / 512, its Fig. 1b triples: GrokTransfer (0.3, 5e-3, 3), scratch (1, 5e-2, 3).
+# ``parity``: (40, 3)-sparse parity
+# (Fig. 6c) with the paper's weak model (3 layers, width 16, stopped at 70% test) and its (lr, wd):
+# GrokTransfer (1e-3, 1e-3), scratch (1e-2, 1); the target's width is 128 at book (paper: 512).
+_WEAK = {"depth": 2, "init_scale": 1.0}
+_TRANSFER = {
+    "ci": {
+        "p": 59, "frac": 0.5, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
+        "weak": {"add": {"d_embed": 6, "width": 16, **_WEAK},
+                 "mul": {"d_embed": 8, "width": 16, **_WEAK}},
+        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "weak_stop_acc": 0.5,
+        "target": {"d_embed": 32, "width": 64, "depth": 3},
+        "transfer_init": 1.0, "scratch_init": 1.0,
+        "transfer_train": {"epochs": 1500, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "scratch_train": {"epochs": 2500, "lr": 1e-2, "weight_decay": 1.0, "eval_every": 10},
+        "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 1500,
+        "sweep": {"seeds": [0, 1, 2], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 800},
+        "ablations": {"seeds": [0, 1], "merge_at": 50, "epochs": 800},
+        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1],
+                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+                   "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
+                                  "eval_every": 10},
+                   "target": {"d_embed": 64, "width": 64, "depth": 3},
+                   "transfer_train": {"epochs": 1000, "lr": 1e-3, "weight_decay": 1e-3,
+                                      "eval_every": 10},
+                   "scratch_train": {"epochs": 1500, "lr": 1e-2, "weight_decay": 1.0,
+                                     "eval_every": 10}},
+    },
+    "book": {
+        "p": 97, "frac": 0.3, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
+        "weak": {"add": {"d_embed": 6, "width": 16, **_WEAK},
+                 "mul": {"d_embed": 6, "width": 32, **_WEAK}},
+        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "weak_stop_acc": 0.5,
+        "target": {"d_embed": 32, "width": 128, "depth": 3},
+        "transfer_init": 1.0, "scratch_init": 1.0,
+        "transfer_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0, "eval_every": 10},
+        "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 2000,
+        "sweep": {"seeds": [0, 1], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 1000},
+        "ablations": {"seeds": [0, 1], "merge_at": 100, "epochs": 1500},
+        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1, 2],
+                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+                   "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
+                                  "eval_every": 10},
+                   "target": {"d_embed": 128, "width": 128, "depth": 3},
+                   "transfer_train": {"epochs": 2000, "lr": 1e-3, "weight_decay": 1e-3,
+                                      "eval_every": 10},
+                   "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0,
+                                     "eval_every": 10}},
+    },
+    "paper": {
+        "p": 113, "frac": 0.25, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
+        "weak": {"add": {"d_embed": 4, "width": 16, **_WEAK},
+                 "mul": {"d_embed": 4, "width": 16, **_WEAK}},
+        "weak_train": {"epochs": 10000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 20},
+        "weak_stop_acc": 0.5,
+        "target": {"d_embed": 128, "width": 512, "depth": 3},
+        "transfer_init": 0.3, "scratch_init": 1.0,
+        "transfer_train": {"epochs": 10000, "lr": 5e-3, "weight_decay": 3.0, "eval_every": 20},
+        "scratch_train": {"epochs": 10000, "lr": 5e-2, "weight_decay": 3.0, "eval_every": 20},
+        "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0, 1], "random_epochs": 10000,
+        "sweep": {"seeds": [0, 1, 2], "d_embed": [2, 8], "stops": [0.1, 0.2, 0.3, 0.4],
+                  "epochs": 5000},
+        "ablations": {"seeds": [0, 1, 2], "merge_at": 100, "epochs": 10000},
+        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1, 2],
+                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+                   "weak_train": {"epochs": 10000, "lr": 1e-2, "weight_decay": 1e-3,
+                                  "eval_every": 20},
+                   "target": {"d_embed": 128, "width": 512, "depth": 3},
+                   "transfer_train": {"epochs": 10000, "lr": 1e-3, "weight_decay": 1e-3,
+                                      "eval_every": 20},
+                   "scratch_train": {"epochs": 10000, "lr": 1e-2, "weight_decay": 1.0,
+                                     "eval_every": 20}},
+    },
+}
+
 CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {"grokking": _GROKKING,
-                                                  "embeddings": _EMBEDDINGS, "xor": _XOR}
+                                                  "embeddings": _EMBEDDINGS, "xor": _XOR,
+                                                  "transfer": _TRANSFER}
 
 
 def resolve(profile: str | None = None) -> str:

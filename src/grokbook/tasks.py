@@ -23,6 +23,28 @@ def is_prime(n: int) -> bool:
     return all(n % d for d in range(2, int(n**0.5) + 1))
 
 
+def primitive_root(p: int) -> int:
+    """The smallest generator ``g`` of the multiplicative group mod the prime ``p``: the powers
+    ``g^0, g^1, ..., g^(p-2)`` run through every nonzero number once."""
+    check_int("p", p, minimum=3)
+    if not is_prime(p):
+        raise ValueError(f"p must be a prime (the group of nonzero numbers mod p is cyclic only "
+                         f"then), got p={p}")
+    factors = {d for d in range(2, p) if (p - 1) % d == 0 and is_prime(d)}
+    return next(g for g in range(2, p) if all(pow(g, (p - 1) // q, p) != 1 for q in factors))
+
+
+def discrete_log_order(p: int) -> list[int]:
+    """The nonzero numbers mod the prime ``p`` in the order ``g^0, g^1, ..., g^(p-2)``.
+
+    In this order multiplication is addition: ``g^i * g^j = g^(i+j mod p-1)``. So a network
+    that multiplies mod p can use the same Fourier features as one that adds, over the discrete
+    logarithm instead of the number (0 aside).
+    """
+    g = primitive_root(p)
+    return [pow(g, i, p) for i in range(p - 1)]
+
+
 @dataclass(frozen=True)
 class Operation:
     """One binary operation mod p.

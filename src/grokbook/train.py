@@ -104,6 +104,23 @@ class History:
                            seconds=float(archive["seconds"]))
         raise ValueError(f"path must end in .json or .npz, got {str(path)!r}")
 
+    def followed_by(self, later: History) -> History:
+        """This run, then ``later``: a run that went on from this one's last parameters (after
+        a change to the model, say). ``later``'s epochs are shifted by this run's last epoch and
+        its first evaluation, a repeat of this run's last, is dropped; seconds add up."""
+        if not self.epoch or not later.epoch:
+            raise ValueError("both runs must have at least one evaluation")
+        offset = self.epoch[-1]
+        combined = History(config={**self.config, "followed_by": later.config},
+                           seconds=self.seconds + later.seconds)
+        for name in METRICS:
+            shift = offset if name == "epoch" else 0
+            getattr(combined, name).extend(getattr(self, name))
+            getattr(combined, name).extend(v + shift for v in getattr(later, name)[1:])
+        for name in set(self.extras) & set(later.extras):
+            combined.extras[name] = self.extras[name] + later.extras[name][1:]
+        return combined
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""

@@ -16,8 +16,9 @@ from a weak FNN) and the FNN on vector inputs (:func:`vector_target`, ``A`` = th
 first layer).
 
 Ablations: ``freeze_a`` keeps ``A`` fixed; :func:`random_like` replaces ``A`` by a random
-matrix of the same shape and size (a low-rank embedding with no transfer); a weak model with a
-wide embedding gives an ``A`` as wide as the target's.
+matrix of the same shape and size (a low-rank embedding with no transfer); :func:`merge` turns
+``A @ B`` into one full-rank matrix mid-training; a weak model with a wide embedding gives an
+``A`` as wide as the target's.
 """
 
 from __future__ import annotations
@@ -69,7 +70,24 @@ class LowRankEmbedding(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.is_floating_point():  # vector inputs: x @ A @ B (a token is a one-hot x)
             return tokens @ self.a @ self.b
-        return self.a[tokens] @ self.b
+        # F.embedding, not self.a[tokens]: its backward is deterministic on CPU, advanced
+        # indexing's scatter-add is not.
+        return nn.functional.embedding(tokens, self.a) @ self.b
+
+
+def merge(model: nn.Module) -> nn.Module:
+    """Replace a target's ``A @ B`` embedding by one trainable matrix holding the product (the
+    paper's Fig. 15b ablation): the network computes the same function, but from now on its
+    embedding is an ordinary full-rank ``nn.Embedding``. Works in place and returns ``model``.
+    Training it further starts a new optimizer (AdamW's moments of A and B do not carry over).
+    """
+    embed = getattr(model, "embed", None)
+    if not isinstance(embed, LowRankEmbedding):
+        raise ValueError(f"{type(model).__name__} has no A @ B embedding to merge (expected "
+                         "model.embed to be a LowRankEmbedding, as fnn_target and "
+                         "transformer_target make it)")
+    model.embed = nn.Embedding.from_pretrained(embed.weight().detach().clone(), freeze=False)
+    return model
 
 
 def weak_embedding(model: nn.Module) -> torch.Tensor:

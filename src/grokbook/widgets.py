@@ -280,3 +280,84 @@ def xor_explorer(settings: dict, initial: tuple[History, History] | None = None)
         show(*initial)
         status.value = measures.describe(initial[0])
     return w.VBox([w.VBox([*controls.values(), button]), status, figure])
+
+
+def transfer_explorer(settings: dict, initial: dict[str, History] | None = None):
+    """GrokTransfer live: pick the task, the weak model's embedding size and the test accuracy
+    at which it stops; a button trains the weak model, then the target twice, from ``A @ B``
+    and from scratch with the same settings, and draws both on one plot as they train.
+
+    Args:
+        settings: the ``transfer`` chapter profile (``p``, ``frac``, ``weak`` per task,
+            ``weak_train``, ``weak_stop_acc``, ``target``, ``transfer_init``, ``scratch_init``,
+            ``transfer_train``; see ``grokbook.profiles``).
+        initial: ``{"transfer": History, "scratch": History}`` to show before the first click.
+    """
+    import ipywidgets as w
+
+    from grokbook import transfer
+
+    start = settings["transfer_train"]
+    controls = {
+        "task": w.ToggleButtons(options=["add", "mul"], value="add", description="task",
+                                style=STYLE),
+        "d_w": _slider(w.IntSlider, "weak d_embed", value=settings["weak"]["add"]["d_embed"],
+                       min=2, max=32),
+        "stop": _slider(w.FloatSlider, "weak stops at", value=settings["weak_stop_acc"],
+                        min=0.05, max=0.95, step=0.05),
+        "lr": _slider(w.FloatLogSlider, "learning rate", value=start["lr"], base=10, min=-4,
+                      max=-1, step=0.25),
+        "wd": _slider(w.FloatSlider, "weight decay", value=start["weight_decay"], min=0.0,
+                      max=5.0, step=0.1),
+        "epochs": _slider(w.IntSlider, "epochs", value=start["epochs"], min=200, max=10000,
+                          step=200),
+    }
+    status = w.HTML()
+    figure = w.Output()
+
+    def show(runs: dict[str, History]) -> None:
+        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+        for color, (name, run_) in zip(PALETTE, runs.items()):
+            plot_curves(run_, "acc", ax=ax, color=color, label=name)
+        ax.legend(loc="lower right")
+        _show(figure, fig)
+
+    def run() -> None:
+        values = {name: control.value for name, control in controls.items()}
+        data = modular_arithmetic(values["task"], settings["p"], settings["frac"])
+        weak = make_model("fnn", data.vocab_size, data.n_classes,
+                          **dict(settings["weak"][values["task"]], d_embed=values["d_w"]))
+        status.value = "training the weak model..."
+        weak_run = train(weak, data, **settings["weak_train"], stop_acc=values["stop"],
+                         progress=False)
+        targets = {
+            "GrokTransfer": transfer.fnn_target(transfer.weak_embedding(weak), data.n_classes,
+                                                vocab_size=data.vocab_size,
+                                                init_scale=settings["transfer_init"],
+                                                **settings["target"]),
+            "scratch": make_model("fnn", data.vocab_size, data.n_classes,
+                                  init_scale=settings["scratch_init"], **settings["target"]),
+        }
+        runs: dict[str, History] = {}
+        epochs = values["epochs"]
+        eval_every = max(1, epochs // 200)
+        for name, model in targets.items():
+            def draw(history: History, name: str = name) -> None:
+                show({**runs, name: history})
+
+            runs[name] = _train_live_with(
+                lambda callback, model=model: train(
+                    model, data, epochs=epochs, lr=values["lr"], weight_decay=values["wd"],
+                    eval_every=eval_every, callback=callback, progress=False),
+                epochs, eval_every, draw, status)
+        show(runs)
+        status.value = (f"weak model: {weak_run.test_acc[-1]:.0%} test after "
+                        f"{weak_run.epoch[-1]} epochs<br>" + "<br>".join(
+                            f"{name}: {measures.describe(run_)}" for name, run_ in runs.items()))
+
+    button = _with_button(controls, run, status)
+    if initial is not None:
+        show(initial)
+        status.value = "<br>".join(f"{name}: {measures.describe(run_)}"
+                                   for name, run_ in initial.items())
+    return w.VBox([w.VBox([*controls.values(), button]), status, figure])
