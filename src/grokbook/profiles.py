@@ -170,6 +170,8 @@ _XOR = {
 # (Fig. 6c) with the paper's weak model (3 layers, width 16, stopped at 70% test) and its (lr, wd):
 # GrokTransfer (1e-3, 1e-3), scratch (1e-2, 1); the target's width is 128 at book (paper: 512).
 _WEAK = {"depth": 2, "init_scale": 1.0}
+_PARITY = {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000,
+           "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7}
 _TRANSFER = {
     "ci": {
         "p": 59, "frac": 0.5, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
@@ -184,8 +186,7 @@ _TRANSFER = {
         "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 1500,
         "sweep": {"seeds": [0, 1, 2], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 800},
         "ablations": {"seeds": [0, 1], "merge_at": 50, "epochs": 800},
-        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1],
-                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+        "parity": {**_PARITY, "seeds": [0, 1],
                    "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
                                   "eval_every": 10},
                    "target": {"d_embed": 64, "width": 64, "depth": 3},
@@ -207,8 +208,7 @@ _TRANSFER = {
         "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 2000,
         "sweep": {"seeds": [0, 1], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 1000},
         "ablations": {"seeds": [0, 1], "merge_at": 100, "epochs": 1500},
-        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1, 2],
-                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+        "parity": {**_PARITY, "seeds": [0, 1, 2],
                    "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
                                   "eval_every": 10},
                    "target": {"d_embed": 128, "width": 128, "depth": 3},
@@ -231,8 +231,7 @@ _TRANSFER = {
         "sweep": {"seeds": [0, 1, 2], "d_embed": [2, 8], "stops": [0.1, 0.2, 0.3, 0.4],
                   "epochs": 5000},
         "ablations": {"seeds": [0, 1, 2], "merge_at": 100, "epochs": 10000},
-        "parity": {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000, "seeds": [0, 1, 2],
-                   "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7,
+        "parity": {**_PARITY, "seeds": [0, 1, 2],
                    "weak_train": {"epochs": 10000, "lr": 1e-2, "weight_decay": 1e-3,
                                   "eval_every": 20},
                    "target": {"d_embed": 128, "width": 512, "depth": 3},
