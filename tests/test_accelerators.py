@@ -58,3 +58,13 @@ def test_bad_filter_settings_raise_clear_errors():
         GrokFastEMA(alpha=1.0)
     with pytest.raises(ValueError, match="window must be a positive integer"):
         GrokFastMA(window=0)
+
+
+def test_ma_running_sum_stays_exact_over_a_long_run():
+    window, lamb = 7, 5.0
+    gradients = [torch.randn(2, 3, generator=torch.Generator().manual_seed(100 + i))
+                 for i in range(300)]
+    outputs = apply(GrokFastMA(window, lamb), gradients)
+    for t in range(window - 1, len(gradients)):
+        expected = gradients[t] + lamb * torch.stack(gradients[t - window + 1: t + 1]).mean(0)
+        torch.testing.assert_close(outputs[t], expected)

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from grokbook.cli import main
+from grokbook.train import train
 
 
 def test_train_prints_the_summary_and_saves_the_history(capsys, tmp_path):
@@ -21,6 +22,24 @@ def test_train_prints_the_summary_and_saves_the_history(capsys, tmp_path):
 def test_train_a_transformer(capsys):
     assert main(["train", "--model", "transformer", "--p", "11", "--epochs", "5", "--quiet"]) == 0
     assert "transformer" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("grokfast", "kind"), [("ema", "GrokFastEMA"), ("ma", "GrokFastMA"),
+                                               ("none", "NoneType")])
+def test_train_passes_the_chosen_grokfast_filter_to_the_loop(capsys, monkeypatch, grokfast,
+                                                             kind):
+    import grokbook.cli
+
+    seen = []
+
+    def spy(*args, grad_transform=None, **options):
+        seen.append(type(grad_transform).__name__)
+        return train(*args, grad_transform=grad_transform, **options)
+
+    monkeypatch.setattr(grokbook.cli, "train", spy)
+    assert main(["train", "--p", "11", "--epochs", "5", "--quiet", "--grokfast", grokfast]) == 0
+    assert seen == [kind]
+    assert ("GrokFast-" in capsys.readouterr().out) == (grokfast != "none")
 
 
 @pytest.mark.parametrize(("argv", "message"), [

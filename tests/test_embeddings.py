@@ -167,3 +167,17 @@ def test_the_fourier_spectrum_reads_rows_in_the_given_order():
     assert embeddings.fourier_spectrum(table).max() < 0.9  # in number order: no single circle
     with pytest.raises(ValueError, match="2-D"):
         embeddings.fourier_spectrum(torch.zeros(5))
+
+
+def test_frequency_plane_finds_each_circle_of_a_two_circle_table():
+    table = embeddings.fourier(59, (5, 7))
+    for k in (5, 7):
+        xy = embeddings.frequency_plane(table, k)
+        radius = xy.norm(dim=1)
+        torch.testing.assert_close(radius, torch.full_like(radius, radius[0].item()))
+        step = torch.atan2(xy[1, 1], xy[1, 0]) - torch.atan2(xy[0, 1], xy[0, 0])
+        assert torch.isclose(step.abs() % (2 * math.pi), torch.tensor(2 * math.pi * k / 59)) \
+            or torch.isclose(2 * math.pi - step.abs() % (2 * math.pi),
+                             torch.tensor(2 * math.pi * k / 59))
+    with pytest.raises(ValueError, match=r"k must be an integer frequency in 1..29"):
+        embeddings.frequency_plane(table, 30)

@@ -63,3 +63,15 @@ def test_attention_is_causal():
 def test_bad_model_settings_raise_clear_errors(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_transformer_attention_is_causal_and_sums_to_one():
+    model = make_model("transformer", 11, 11, d_model=16, n_heads=2, d_mlp=32, n_layers=2)
+    tokens = torch.tensor([[1, 2], [3, 4], [10, 0]])
+    for layer in (0, 1):
+        pattern = model.attention(tokens, layer=layer)
+        assert pattern.shape == (3, 2, 3, 3)
+        torch.testing.assert_close(pattern.sum(-1), torch.ones(3, 2, 3))
+        assert torch.all(pattern.triu(1) == 0)  # no position reads a later one
+    with pytest.raises(ValueError, match="layer must lie in 0..1"):
+        model.attention(tokens, layer=2)

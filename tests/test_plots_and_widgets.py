@@ -111,3 +111,23 @@ def test_the_transfer_explorer_trains_the_weak_model_then_both_targets():
     controls.children[-1].click()
     assert "weak model:" in status.value
     assert "GrokTransfer: 95% train:" in status.value and "scratch: 95% train:" in status.value
+
+
+def test_the_accelerator_race_trains_every_chosen_method():
+    from grokbook.widgets import RACERS, accelerator_race
+
+    settings = profiles.load("cross", "ci")
+    settings.update(p=17, weak_train={"epochs": 30, "lr": 1e-2, "weight_decay": 0.1,
+                                      "eval_every": 10},
+                    transformer={"d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 1})
+    widget = accelerator_race(settings, initial={"plain": fake(5)})
+    controls, status, _ = widget.children
+    sliders = {c.description: c for c in controls.children}
+    assert status.value.startswith("plain: 95% train:")
+    sliders["epochs"].value = 200
+    controls.children[-1].click()
+    for method in RACERS:
+        assert f"{method}: 95% train:" in status.value
+    sliders["methods"].value = ()
+    controls.children[-1].click()
+    assert "error" in status.value and "choose at least one" in status.value

@@ -109,3 +109,22 @@ def test_every_transfer_profile_has_a_weak_model_per_task():
         P = profiles.load("transfer", name)
         assert set(P.weak) == set(P.tasks) == {"add", "mul"}
         assert 0 < P.weak_stop_acc < 0.95
+
+
+def test_the_cross_paper_profile_starts_on_a_cpu():
+    from grokbook import transfer
+    from grokbook.accelerators import GrokFastEMA
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import train
+
+    P = profiles.load("cross", "paper")
+    data = modular_arithmetic("add", P.p, P.frac)
+    weak = make_model("fnn", P.p, P.p, **P.weak)
+    train(weak, data, **{**P.weak_train, "epochs": 1}, device="cpu")
+    target = transfer.transformer_target(transfer.weak_embedding(weak), P.p, vocab_size=P.p,
+                                         init_scale=P.transfer_init, **P.transformer)
+    assert len(target.blocks) == 8
+    history = train(target, data, **{**P.transfer_train, "epochs": 1, "eval_every": 1},
+                    grad_transform=GrokFastEMA(**P.grokfast["ema"]), device="cpu")
+    assert history.epoch == [0, 1]

@@ -38,6 +38,9 @@ def test_weak_embedding_of_vector_and_transformer_models():
     assert transfer.weak_embedding(net).shape == (6, 3)
     transformer = make_model("transformer", 11, 11, d_model=8, n_heads=2, d_mlp=16)
     assert transfer.weak_embedding(transformer).shape == (11, 8)  # "=" dropped
+    a = torch.randn(11, 3)
+    target = transfer.transformer_target(a, 11, d_model=8, n_heads=2, d_mlp=16)
+    torch.testing.assert_close(transfer.weak_embedding(target), a @ target.embed.b)
 
 
 def test_transfer_errors_are_clear():

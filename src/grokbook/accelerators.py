@@ -25,10 +25,11 @@ from torch import nn
 from grokbook.checks import check_int
 
 
-def _gradients(model: nn.Module):
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad and parameter.grad is not None:
-            yield name, parameter.grad
+def _gradients(model: nn.Module) -> tuple[list[str], list[torch.Tensor]]:
+    """The names and gradients of the parameters that have one, in a fixed order."""
+    pairs = [(name, parameter.grad) for name, parameter in model.named_parameters()
+             if parameter.requires_grad and parameter.grad is not None]
+    return [name for name, _ in pairs], [grad for _, grad in pairs]
 
 
 class GrokFastEMA:
@@ -42,13 +43,14 @@ class GrokFastEMA:
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
-        for name, grad in _gradients(model):
-            average = self.averages.get(name)
-            if average is None:
-                average = self.averages[name] = grad.detach().clone()
-            else:
-                average.mul_(self.alpha).add_(grad, alpha=1 - self.alpha)
-            grad.add_(average, alpha=self.lamb)
+        names, grads = _gradients(model)
+        if not self.averages:
+            self.averages = {name: grad.clone() for name, grad in zip(names, grads)}
+        else:
+            averages = [self.averages[name] for name in names]
+            torch._foreach_mul_(averages, self.alpha)
+            torch._foreach_add_(averages, grads, alpha=1 - self.alpha)
+        torch._foreach_add_(grads, [self.averages[name] for name in names], alpha=self.lamb)
 
 
 class GrokFastMA:
@@ -60,11 +62,20 @@ class GrokFastMA:
         check_int("window", window)
         self.window, self.lamb, self.warmup = window, lamb, warmup
         self.history: dict[str, deque[torch.Tensor]] = {}
+        self.sums: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
-        for name, grad in _gradients(model):
-            past = self.history.setdefault(name, deque(maxlen=self.window))
-            past.append(grad.detach().clone())
+        # A running sum over the window: add the newest gradient, subtract the one that
+        # leaves, so a step costs the same for any window.
+        for name, grad in zip(*_gradients(model)):
+            past = self.history.setdefault(name, deque())
+            past.append(grad.clone())
+            total = self.sums.get(name)
+            if total is None:
+                total = self.sums[name] = torch.zeros_like(grad)
+            total.add_(grad)
+            if len(past) > self.window:
+                total.sub_(past.popleft())
             if not self.warmup or len(past) == self.window:
-                grad.add_(torch.stack(tuple(past)).mean(0), alpha=self.lamb)
+                grad.add_(total, alpha=self.lamb / len(past))

@@ -1,6 +1,7 @@
 """The ``grokbook`` command: train one model, execute a chapter of the book, benchmark.
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
+    grokbook train --task add --model transformer --wd 0.1 --grokfast ma
     grokbook transfer --task add --p 97 --frac 0.3
     grokbook run 1 --profile ci
     grokbook bench --quick
@@ -13,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from grokbook import bench, chapters, measures, profiles, transfer
+from grokbook.accelerators import GrokFastEMA, GrokFastMA
 from grokbook.models import MODELS, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
 from grokbook.train import train
@@ -27,10 +29,13 @@ def _train(args: argparse.Namespace) -> int:
     data = modular_arithmetic(args.task, args.p, args.frac, seed=args.seed)
     options = dict(MODEL_DEFAULTS[args.model], init_scale=args.init_scale)
     model = make_model(args.model, data.vocab_size, data.n_classes, seed=args.seed, **options)
-    print(f"{data}; {args.model} {options}")
+    filters = {"none": lambda: None, "ema": GrokFastEMA, "ma": GrokFastMA}
+    print(f"{data}; {args.model} {options}"
+          + ("" if args.grokfast == "none" else f"; GrokFast-{args.grokfast.upper()}"))
     history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
                     batch_size=args.batch_size, eval_every=args.eval_every,
                     stop_acc=args.stop_acc, seed=args.seed, device=args.device,
+                    grad_transform=filters[args.grokfast](),
                     progress=not args.quiet, desc=f"{args.model} {args.task} mod {args.p}")
     history.config.update(task=args.task, p=args.p, frac=args.frac, model_options=options)
     stats = measures.summary(history)
@@ -119,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="multiplies PyTorch's default init (default: 1.0)")
     t.add_argument("--epochs", type=int, default=2000, help="full-batch epochs (default: 2000)")
     t.add_argument("--batch-size", type=int, default=None, help="default: full batch")
+    t.add_argument("--grokfast", default="none", choices=["none", "ema", "ma"],
+                   help="GrokFast gradient filter at its authors' defaults: ema (alpha 0.98, "
+                        "lambda 2) or ma (window 100, lambda 5) (default: none)")
     t.add_argument("--eval-every", type=int, default=10, help="default: 10")
     t.add_argument("--stop-acc", type=float, default=None,
                    help="stop once test accuracy reaches this (default: train all epochs)")

@@ -116,6 +116,27 @@ def fourier_spectrum(table: torch.Tensor, order: list[int] | None = None) -> tor
     return (power / power.sum().clamp_min(1e-300)).float()
 
 
+def frequency_plane(table: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row of ``table`` seen in the plane where the table varies at frequency ``k``.
+
+    The (mean-free) rows are projected on the two directions ``sum_a cos(2 pi k a / n) row_a``
+    and ``sum_a sin(2 pi k a / n) row_a``, made orthonormal. A table holding a circle at
+    frequency ``k`` shows it here as a circle, token ``a`` at angle ``2 pi k a / n``, however
+    many other frequencies it also holds; principal components mix them. Returns ``(n, 2)``.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
+                         f"{tuple(table.shape)}")
+    n = len(table)
+    if not (isinstance(k, int) and 1 <= k <= n // 2):
+        raise ValueError(f"k must be an integer frequency in 1..{n // 2}, got {k!r}")
+    rows = table.double() - table.double().mean(dim=0)
+    angles = 2 * math.pi * k * torch.arange(n, dtype=torch.float64) / n
+    directions = torch.stack([angles.cos() @ rows, angles.sin() @ rows], dim=1)
+    basis, _ = torch.linalg.qr(directions)
+    return (rows @ basis).float()
+
+
 BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier}
 
 

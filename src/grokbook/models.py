@@ -134,6 +134,24 @@ class Block(nn.Module):
         n, t, d = x.shape
         return x.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2)
 
+    def _attend(self, h: torch.Tensor, last_only: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention weights (batch x heads x queries x keys) and the heads' values."""
+        keys, values = self._flat(self.key_value, h).chunk(2, dim=-1)
+        h_query = h[:, -1:] if last_only else h
+        queries, keys, values = map(self._heads, (self._flat(self.query, h_query), keys, values))
+        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
+        if not last_only:  # causal: position i attends to positions <= i
+            t = scores.shape[-1]
+            future = torch.ones(t, t, dtype=torch.bool, device=scores.device).triu(1)
+            scores = scores.masked_fill(future, float("-inf"))
+        return scores.softmax(dim=-1), values
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's attention weights on residual stream ``x``: batch x heads x query
+        position x key position (rows sum to 1; causal, so a position sees only itself and
+        the ones before it)."""
+        return self._attend(self.ln_attn(x), last_only=False)[0]
+
     def forward(self, x: torch.Tensor, last_only: bool = False) -> torch.Tensor:
         """Run the block; with ``last_only`` compute the output at the final position only.
 
@@ -141,15 +159,9 @@ class Block(nn.Module):
         and MLPs: less work, same logits.
         """
         h = self.ln_attn(x)
-        residual, h_query = (x[:, -1:], h[:, -1:]) if last_only else (x, h)
-        keys, values = self._flat(self.key_value, h).chunk(2, dim=-1)
-        queries, keys, values = map(self._heads, (self._flat(self.query, h_query), keys, values))
-        scores = queries @ keys.transpose(-1, -2) / math.sqrt(queries.shape[-1])
-        if not last_only:  # causal: position i attends to positions <= i
-            t = scores.shape[-1]
-            future = torch.ones(t, t, dtype=torch.bool, device=scores.device).triu(1)
-            scores = scores.masked_fill(future, float("-inf"))
-        attended = scores.softmax(dim=-1) @ values
+        residual = x[:, -1:] if last_only else x
+        pattern, values = self._attend(h, last_only)
+        attended = pattern @ values
         n, _, t, _ = attended.shape
         x = residual + self._flat(self.out, attended.transpose(1, 2).reshape(n, t, -1))
         return x + self._flat(self.mlp, self.ln_mlp(x))
@@ -181,12 +193,28 @@ class Transformer(nn.Module):
         scale_parameters(self, init_scale)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        equals = torch.full_like(tokens[:, :1], self.equals_token)
-        sequence = torch.cat([tokens, equals], dim=1)
-        x = self.embed(sequence) + self.pos_embed.weight[: sequence.shape[1]]
+        x = self._embed(tokens)
         for i, block in enumerate(self.blocks):
             x = block(x, last_only=i == len(self.blocks) - 1)
         return self.unembed(self.ln_final(x[:, -1]))
+
+    def _embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Token plus position embeddings of the sequence ``tokens, =``."""
+        equals = torch.full_like(tokens[:, :1], self.equals_token)
+        sequence = torch.cat([tokens, equals], dim=1)
+        return self.embed(sequence) + self.pos_embed.weight[: sequence.shape[1]]
+
+    @torch.no_grad()
+    def attention(self, tokens: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """Attention weights of block ``layer`` on the inputs ``tokens`` (batch x operands):
+        batch x heads x query position x key position, the last position being "=". Row
+        ``[..., -1, :]`` says where the answer's position looks."""
+        if not 0 <= layer < len(self.blocks):
+            raise ValueError(f"layer must lie in 0..{len(self.blocks) - 1}, got {layer!r}")
+        x = self._embed(tokens)
+        for block in self.blocks[:layer]:
+            x = block(x)
+        return self.blocks[layer].attention(x)
 
 
 MODELS = {"fnn": FNN, "transformer": Transformer}

@@ -7,13 +7,14 @@ several seeds are drawn as their median and a band from the lowest to the highes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from grokbook.embeddings import principal_components
+from grokbook.embeddings import fourier_spectrum, frequency_plane, principal_components
 from grokbook.measures import aligned, epochs_to
 from grokbook.train import History
 
@@ -181,6 +182,35 @@ def plot_similarity(ax: plt.Axes, table, title: str = "") -> plt.Axes:
     ax.set_xlabel("token b")
     ax.set_ylabel("token a")
     ax.grid(False)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_frequency_circle(ax: plt.Axes, table, k: int, title: str = "",
+                          labels: int = 6) -> plt.Axes:
+    """A table's rows in the plane of its frequency ``k`` (``embeddings.frequency_plane``).
+
+    Token ``a`` is coloured by ``k a mod n`` on a cyclic colour map, so a clean circle at
+    frequency ``k`` shows as a ring whose colours run once around, and a faint line joins the
+    tokens in that order (a regular polygon for an exact circle). The axis label says how much
+    of the table's power lies at ``k``.
+    """
+    import torch
+
+    table = torch.as_tensor(table, dtype=torch.float32)
+    x, y = frequency_plane(table, k).numpy().T
+    n = len(x)
+    order = (np.arange(n) * pow(k, -1, n)) % n if math.gcd(k, n) == 1 else np.arange(n)
+    ax.plot(x[order], y[order], color="0.75", linewidth=0.6, zorder=1)
+    ax.scatter(x, y, c=(np.arange(n) * k) % n, cmap="twilight", s=14, zorder=2)
+    for a in range(0, n, max(1, n // labels)):
+        ax.annotate(str(a), (x[a], y[a]), fontsize=7, xytext=(2, 2), textcoords="offset points")
+    share = float(fourier_spectrum(table)[k - 1])
+    ax.set_xlabel(f"frequency {k}: {share:.0%} of the power")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_aspect("equal", adjustable="datalim")
     if title:
         ax.set_title(title)
     return ax

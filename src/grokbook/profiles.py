@@ -242,9 +242,65 @@ _TRANSFER = {
     },
 }
 
+# Chapter 5, "From a small FNN to a Transformer". ci and book: chapter 1's Transformer (one layer,
+# d_model 64; the paper's Fig. 8b has two layers of 128) on a+b mod 59 with 50% train, a
+# weak FNN stopped when it first reaches ``weak_stop_acc`` test (the paper: 30%). GrokTransfer
+# trains with (lr, wd) = (1e-2, 0.1); scratch and GrokFast with the paper's GrokFast setting
+# (1e-2, 1) (Fig. 8b), GrokFast's filters at their authors' defaults. ``low_wd``: the same
+# three runs of plain training and GrokFast at weight decay 0.1, where plain training is slow.
+# ci: the book's seeds 1 and 2 and shorter budgets (a smaller Transformer, d_model 32, did not
+# take the transfer on two of three seeds). paper: the 8-layer Transformer of Fig. 8a (d_model
+# 512, d_mlp 512, 4 heads of 128) on a+b mod 113 with 30% train, its triples GrokTransfer
+# (0.7, 1e-3, 1), scratch (0.4, 5e-4, 1).
+_GROKFAST = {"ema": {"alpha": 0.98, "lamb": 2.0}, "ma": {"window": 100, "lamb": 5.0}}
+_CROSS = {
+    "ci": {
+        "p": 59, "frac": 0.5, "seeds": [1, 2], "grokfast": _GROKFAST,
+        "weak": {"d_embed": 6, "width": 16, **_WEAK},
+        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "weak_stop_acc": 0.3,
+        "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1},
+        "transfer_init": 0.5, "scratch_init": 0.5,
+        "transfer_train": {"epochs": 1000, "lr": 1e-2, "weight_decay": 0.1,
+                           "warmup_steps": 10, "eval_every": 10},
+        "scratch_train": {"epochs": 1200, "lr": 1e-2, "weight_decay": 1.0,
+                          "warmup_steps": 10, "eval_every": 10},
+        "low_wd": {"seeds": [0], "weight_decay": 0.1, "epochs": 1500},
+        "stop_acc": 0.97, "stop_patience": 3,
+    },
+    "book": {
+        "p": 59, "frac": 0.5, "seeds": [0, 1, 2], "grokfast": _GROKFAST,
+        "weak": {"d_embed": 6, "width": 16, **_WEAK},
+        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+        "weak_stop_acc": 0.3,
+        "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1},
+        "transfer_init": 0.5, "scratch_init": 0.5,
+        "transfer_train": {"epochs": 1000, "lr": 1e-2, "weight_decay": 0.1,
+                           "warmup_steps": 10, "eval_every": 10},
+        "scratch_train": {"epochs": 2000, "lr": 1e-2, "weight_decay": 1.0,
+                          "warmup_steps": 10, "eval_every": 10},
+        "low_wd": {"seeds": [0, 1], "weight_decay": 0.1, "epochs": 2000},
+        "stop_acc": 0.97, "stop_patience": 3,
+    },
+    "paper": {
+        "p": 113, "frac": 0.3, "seeds": [0, 1, 2], "grokfast": _GROKFAST,
+        "weak": {"d_embed": 4, "width": 16, **_WEAK},
+        "weak_train": {"epochs": 10000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 20},
+        "weak_stop_acc": 0.3,
+        "transformer": {"d_model": 512, "n_heads": 4, "d_mlp": 512, "n_layers": 8},
+        "transfer_init": 0.7, "scratch_init": 0.4,
+        "transfer_train": {"epochs": 10000, "lr": 1e-3, "weight_decay": 1.0,
+                           "warmup_steps": 10, "eval_every": 20},
+        "scratch_train": {"epochs": 10000, "lr": 5e-4, "weight_decay": 1.0,
+                          "warmup_steps": 10, "eval_every": 20},
+        "low_wd": {"seeds": [0, 1], "weight_decay": 0.1, "epochs": 10000},
+        "stop_acc": 0.97, "stop_patience": 3,
+    },
+}
+
 CHAPTERS: dict[str, dict[str, dict[str, Any]]] = {"grokking": _GROKKING,
                                                   "embeddings": _EMBEDDINGS, "xor": _XOR,
-                                                  "transfer": _TRANSFER}
+                                                  "transfer": _TRANSFER, "cross": _CROSS}
 
 
 def resolve(profile: str | None = None) -> str:

@@ -93,17 +93,15 @@ def merge(model: nn.Module) -> nn.Module:
 def weak_embedding(model: nn.Module) -> torch.Tensor:
     """The input embedding ``A`` of a trained weak model (``vocab x d_W``), detached.
 
-    For the book's FNN and Transformer it is the token embedding (the Transformer's extra "="
-    token is dropped); for a network on vector inputs, the first layer's weight, transposed
-    (``input dimension x width``).
+    For the book's FNN and Transformer it is the token embedding, ``A @ B`` for a transferred
+    one (the Transformer's extra "=" token is dropped); for a network on vector inputs, the
+    first layer's weight, transposed (``input dimension x width``).
     """
     embed = getattr(model, "embed", None)
-    if isinstance(embed, nn.Embedding):
-        weight = embed.weight.detach()
-        vocab = getattr(model, "vocab_size", None)
-        return weight[:vocab].clone() if vocab is not None else weight.clone()
-    if isinstance(embed, LowRankEmbedding):
-        return embed.weight().detach().clone()
+    vocab = getattr(model, "vocab_size", None)  # set by the Transformer, which adds "="
+    if isinstance(embed, (nn.Embedding, LowRankEmbedding)):
+        weight = embed.weight() if isinstance(embed, LowRankEmbedding) else embed.weight
+        return weight.detach()[:vocab].clone()
     if isinstance(embed, nn.Linear):  # VectorFNN: the first layer, as input x d_embed
         return embed.weight.detach().T.clone()
     hidden = getattr(model, "hidden", None)

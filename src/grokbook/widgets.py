@@ -361,3 +361,118 @@ def transfer_explorer(settings: dict, initial: dict[str, History] | None = None)
         status.value = "<br>".join(f"{name}: {measures.describe(run_)}"
                                    for name, run_ in initial.items())
     return w.VBox([w.VBox([*controls.values(), button]), status, figure])
+
+
+RACERS = ("plain", "GrokFast-EMA", "GrokFast-MA", "GrokTransfer")
+
+
+def accelerator_race(settings: dict, initial: dict[str, History] | None = None):
+    """Race the accelerators on one plot: pick which of plain training, GrokFast-EMA,
+    GrokFast-MA and GrokTransfer to run and their hyperparameters; a button trains the
+    chapter's Transformer with each in turn (GrokTransfer first trains its weak FNN) and draws
+    every test-accuracy curve as it grows, with epochs and seconds to 95% test underneath.
+
+    Args:
+        settings: the ``cross`` chapter profile (``p``, ``frac``, ``weak``, ``weak_train``,
+            ``weak_stop_acc``, ``transformer``, ``transfer_init``, ``scratch_init``,
+            ``transfer_train``, ``scratch_train``, ``grokfast``; see ``grokbook.profiles``).
+        initial: ``{method: History}`` to show before the first click.
+    """
+    import ipywidgets as w
+
+    from grokbook import transfer
+    from grokbook.accelerators import GrokFastEMA, GrokFastMA
+
+    plain, gt = settings["scratch_train"], settings["transfer_train"]
+    ema, ma = settings["grokfast"]["ema"], settings["grokfast"]["ma"]
+    controls = {
+        "methods": w.SelectMultiple(options=RACERS, value=RACERS, rows=4,
+                                    description="methods", style=STYLE),
+        "lr": _slider(w.FloatLogSlider, "learning rate", value=plain["lr"], base=10, min=-4,
+                      max=-1, step=0.25),
+        "wd": _slider(w.FloatSlider, "weight decay", value=plain["weight_decay"], min=0.0,
+                      max=5.0, step=0.1),
+        "gt_wd": _slider(w.FloatSlider, "GT weight decay", value=gt["weight_decay"], min=0.0,
+                         max=5.0, step=0.05),
+        "alpha": _slider(w.FloatSlider, "EMA alpha", value=ema["alpha"], min=0.5, max=0.995,
+                         step=0.005),
+        "lamb": _slider(w.FloatSlider, "EMA lambda", value=ema["lamb"], min=0.0, max=10.0,
+                        step=0.5),
+        "window": _slider(w.IntSlider, "MA window", value=ma["window"], min=10, max=200,
+                          step=10),
+        "epochs": _slider(w.IntSlider, "epochs", value=plain["epochs"], min=200, max=10000,
+                          step=200),
+    }
+    status = w.HTML()
+    figure = w.Output()
+
+    def show(runs: dict[str, History]) -> None:
+        fig, ax = plt.subplots(figsize=(7.5, 3.4))
+        for name, run_ in runs.items():
+            color = PALETTE[RACERS.index(name) % len(PALETTE)]
+            ax.plot(run_.epoch[1:], run_.test_acc[1:], color=color, label=f"{name} test")
+            ax.plot(run_.epoch[1:], run_.train_acc[1:], color=color, linestyle="--",
+                    linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (dashed: train)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(loc="lower right", fontsize=8)
+        _show(figure, fig)
+
+    def describe(runs: dict[str, History]) -> str:
+        lines = []
+        for name, run_ in runs.items():
+            seconds = measures.seconds_to(run_)
+            lines.append(f"{name}: {measures.describe(run_)}" + (
+                "" if seconds is None else f" | {seconds:.1f} s to 95% test"))
+        return "<br>".join(lines)
+
+    def build(name: str, values: dict, data):
+        # The Transformer for one racer and its training options.
+        options = {"lr": values["lr"], "weight_decay": values["wd"],
+                   "warmup_steps": plain.get("warmup_steps", 0)}
+        if name != "GrokTransfer":
+            model = make_model("transformer", data.vocab_size, data.n_classes,
+                               init_scale=settings["scratch_init"], **settings["transformer"])
+            filters = {"GrokFast-EMA": lambda: GrokFastEMA(values["alpha"], values["lamb"]),
+                       "GrokFast-MA": lambda: GrokFastMA(values["window"], ma["lamb"])}
+            return model, dict(options, grad_transform=filters.get(name, lambda: None)())
+        status.value = "training the weak FNN..."
+        weak = make_model("fnn", data.vocab_size, data.n_classes, **settings["weak"])
+        train(weak, data, **settings["weak_train"], stop_acc=settings["weak_stop_acc"],
+              progress=False)
+        model = transfer.transformer_target(transfer.weak_embedding(weak), data.n_classes,
+                                            vocab_size=data.vocab_size,
+                                            init_scale=settings["transfer_init"],
+                                            **settings["transformer"])
+        return model, dict(options, weight_decay=values["gt_wd"])
+
+    def run() -> None:
+        values = {name: control.value for name, control in controls.items()}
+        if not values["methods"]:
+            raise ValueError(f"choose at least one of the methods: {', '.join(RACERS)}")
+        data = modular_arithmetic("add", settings["p"], settings["frac"])
+        runs: dict[str, History] = {}
+        epochs = values["epochs"]
+        eval_every = max(1, epochs // 200)
+        for name in values["methods"]:
+            model, options = build(name, values, data)
+
+            def draw(history: History, name: str = name) -> None:
+                show({**runs, name: history})
+
+            runs[name] = _train_live_with(
+                lambda callback, model=model, options=options: train(
+                    model, data, epochs=epochs, eval_every=eval_every, callback=callback,
+                    stop_acc=settings["stop_acc"], stop_patience=settings["stop_patience"],
+                    progress=False, **options),
+                epochs, eval_every, draw, status)
+        show(runs)
+        status.value = describe(runs)
+
+    button = _with_button(controls, run, status)
+    if initial is not None:
+        show(initial)
+        status.value = describe(initial)
+    return w.VBox([w.VBox([*controls.values(), button]), status, figure])
