@@ -253,35 +253,25 @@ _TRANSFER = {
 # 512, d_mlp 512, 4 heads of 128) on a+b mod 113 with 30% train, its triples GrokTransfer
 # (0.7, 1e-3, 1), scratch (0.4, 5e-4, 1).
 _GROKFAST = {"ema": {"alpha": 0.98, "lamb": 2.0}, "ma": {"window": 100, "lamb": 5.0}}
+_CROSS_BOOK = {
+    "p": 59, "frac": 0.5, "seeds": [0, 1, 2], "grokfast": _GROKFAST,
+    "weak": {"d_embed": 6, "width": 16, **_WEAK},
+    "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+    "weak_stop_acc": 0.3,
+    "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1},
+    "transfer_init": 0.5, "scratch_init": 0.5,
+    "transfer_train": {"epochs": 1000, "lr": 1e-2, "weight_decay": 0.1, "warmup_steps": 10,
+                       "eval_every": 10},
+    "scratch_train": {"epochs": 2000, "lr": 1e-2, "weight_decay": 1.0, "warmup_steps": 10,
+                      "eval_every": 10},
+    "low_wd": {"seeds": [0, 1], "weight_decay": 0.1, "epochs": 2000},
+    "stop_acc": 0.97, "stop_patience": 3,
+}
 _CROSS = {
-    "ci": {
-        "p": 59, "frac": 0.5, "seeds": [1, 2], "grokfast": _GROKFAST,
-        "weak": {"d_embed": 6, "width": 16, **_WEAK},
-        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "weak_stop_acc": 0.3,
-        "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1},
-        "transfer_init": 0.5, "scratch_init": 0.5,
-        "transfer_train": {"epochs": 1000, "lr": 1e-2, "weight_decay": 0.1,
-                           "warmup_steps": 10, "eval_every": 10},
-        "scratch_train": {"epochs": 1200, "lr": 1e-2, "weight_decay": 1.0,
-                          "warmup_steps": 10, "eval_every": 10},
-        "low_wd": {"seeds": [0], "weight_decay": 0.1, "epochs": 1500},
-        "stop_acc": 0.97, "stop_patience": 3,
-    },
-    "book": {
-        "p": 59, "frac": 0.5, "seeds": [0, 1, 2], "grokfast": _GROKFAST,
-        "weak": {"d_embed": 6, "width": 16, **_WEAK},
-        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "weak_stop_acc": 0.3,
-        "transformer": {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1},
-        "transfer_init": 0.5, "scratch_init": 0.5,
-        "transfer_train": {"epochs": 1000, "lr": 1e-2, "weight_decay": 0.1,
-                           "warmup_steps": 10, "eval_every": 10},
-        "scratch_train": {"epochs": 2000, "lr": 1e-2, "weight_decay": 1.0,
-                          "warmup_steps": 10, "eval_every": 10},
-        "low_wd": {"seeds": [0, 1], "weight_decay": 0.1, "epochs": 2000},
-        "stop_acc": 0.97, "stop_patience": 3,
-    },
+    "ci": {**_CROSS_BOOK, "seeds": [1, 2],
+           "scratch_train": {**_CROSS_BOOK["scratch_train"], "epochs": 1200},
+           "low_wd": {"seeds": [0], "weight_decay": 0.1, "epochs": 1500}},
+    "book": _CROSS_BOOK,
     "paper": {
         "p": 113, "frac": 0.3, "seeds": [0, 1, 2], "grokfast": _GROKFAST,
         "weak": {"d_embed": 4, "width": 16, **_WEAK},

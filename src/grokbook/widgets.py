@@ -88,6 +88,28 @@ def _train_live(model, data, controls: dict, draw: Callable[[History], None], st
     return history
 
 
+def _train_each_live(entries, data, epochs: int, show: Callable[[dict], None],
+                     status) -> dict[str, History]:
+    """Train ``entries`` (``{name: (model, train options)}``, or a callable giving that pair,
+    called when its turn comes) one after another for ``epochs``; after each redraw, ``show``
+    gets every run so far, the current one included."""
+    runs: dict[str, History] = {}
+    eval_every = max(1, epochs // 200)
+    for name, entry in entries.items():
+        model, options = entry() if callable(entry) else entry
+
+        def draw(history: History, name: str = name) -> None:
+            show({**runs, name: history})
+
+        runs[name] = _train_live_with(
+            lambda callback, model=model, options=options: train(
+                model, data, epochs=epochs, eval_every=eval_every, callback=callback,
+                progress=False, **options),
+            epochs, eval_every, draw, status)
+    show(runs)
+    return runs
+
+
 def _with_button(controls: dict, run: Callable[[], None], status):
     """A Train button that runs ``run`` with the controls disabled and reports bad settings
     in ``status`` instead of a traceback."""
@@ -338,19 +360,9 @@ def transfer_explorer(settings: dict, initial: dict[str, History] | None = None)
             "scratch": make_model("fnn", data.vocab_size, data.n_classes,
                                   init_scale=settings["scratch_init"], **settings["target"]),
         }
-        runs: dict[str, History] = {}
-        epochs = values["epochs"]
-        eval_every = max(1, epochs // 200)
-        for name, model in targets.items():
-            def draw(history: History, name: str = name) -> None:
-                show({**runs, name: history})
-
-            runs[name] = _train_live_with(
-                lambda callback, model=model: train(
-                    model, data, epochs=epochs, lr=values["lr"], weight_decay=values["wd"],
-                    eval_every=eval_every, callback=callback, progress=False),
-                epochs, eval_every, draw, status)
-        show(runs)
+        options = {"lr": values["lr"], "weight_decay": values["wd"]}
+        runs = _train_each_live({name: (model, options) for name, model in targets.items()},
+                                data, values["epochs"], show, status)
         status.value = (f"weak model: {weak_run.test_acc[-1]:.0%} test after "
                         f"{weak_run.epoch[-1]} epochs<br>" + "<br>".join(
                             f"{name}: {measures.describe(run_)}" for name, run_ in runs.items()))
@@ -431,7 +443,8 @@ def accelerator_race(settings: dict, initial: dict[str, History] | None = None):
     def build(name: str, values: dict, data):
         # The Transformer for one racer and its training options.
         options = {"lr": values["lr"], "weight_decay": values["wd"],
-                   "warmup_steps": plain.get("warmup_steps", 0)}
+                   "warmup_steps": plain.get("warmup_steps", 0),
+                   "stop_acc": settings["stop_acc"], "stop_patience": settings["stop_patience"]}
         if name != "GrokTransfer":
             model = make_model("transformer", data.vocab_size, data.n_classes,
                                init_scale=settings["scratch_init"], **settings["transformer"])
@@ -453,22 +466,9 @@ def accelerator_race(settings: dict, initial: dict[str, History] | None = None):
         if not values["methods"]:
             raise ValueError(f"choose at least one of the methods: {', '.join(RACERS)}")
         data = modular_arithmetic("add", settings["p"], settings["frac"])
-        runs: dict[str, History] = {}
-        epochs = values["epochs"]
-        eval_every = max(1, epochs // 200)
-        for name in values["methods"]:
-            model, options = build(name, values, data)
-
-            def draw(history: History, name: str = name) -> None:
-                show({**runs, name: history})
-
-            runs[name] = _train_live_with(
-                lambda callback, model=model, options=options: train(
-                    model, data, epochs=epochs, eval_every=eval_every, callback=callback,
-                    stop_acc=settings["stop_acc"], stop_patience=settings["stop_patience"],
-                    progress=False, **options),
-                epochs, eval_every, draw, status)
-        show(runs)
+        runs = _train_each_live({name: lambda name=name: build(name, values, data)
+                                 for name in values["methods"]},
+                                data, values["epochs"], show, status)
         status.value = describe(runs)
 
     button = _with_button(controls, run, status)
