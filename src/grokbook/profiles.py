@@ -172,51 +172,51 @@ _XOR = {
 _WEAK = {"depth": 2, "init_scale": 1.0}
 _PARITY = {"n_bits": 40, "k": 3, "n_train": 1000, "n_test": 2000,
            "weak": {"d_embed": 16, "width": 16, "depth": 3}, "weak_stop_acc": 0.7}
+_TRANSFER_BOOK = {
+    "p": 97, "frac": 0.3, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
+    "weak": {"add": {"d_embed": 6, "width": 16, **_WEAK},
+             "mul": {"d_embed": 6, "width": 32, **_WEAK}},
+    "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+    "weak_stop_acc": 0.5,
+    "target": {"d_embed": 32, "width": 128, "depth": 3},
+    "transfer_init": 1.0, "scratch_init": 1.0,
+    "transfer_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
+    "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0, "eval_every": 10},
+    "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 2000,
+    "sweep": {"seeds": [0, 1], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 1000},
+    "ablations": {"seeds": [0, 1], "merge_at": 100, "epochs": 1500},
+    "parity": {**_PARITY, "seeds": [0, 1, 2],
+               "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
+                              "eval_every": 10},
+               "target": {"d_embed": 128, "width": 128, "depth": 3},
+               "transfer_train": {"epochs": 2000, "lr": 1e-3, "weight_decay": 1e-3,
+                                  "eval_every": 10},
+               "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0,
+                                 "eval_every": 10}},
+}
+
+
+def _epochs(settings: dict[str, Any], epochs: int) -> dict[str, Any]:
+    """Training settings with another epoch budget."""
+    return {**settings, "epochs": epochs}
+
+
+_B, _BP = _TRANSFER_BOOK, _TRANSFER_BOOK["parity"]
 _TRANSFER = {
-    "ci": {
-        "p": 59, "frac": 0.5, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
-        "weak": {"add": {"d_embed": 6, "width": 16, **_WEAK},
-                 "mul": {"d_embed": 8, "width": 16, **_WEAK}},
-        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "weak_stop_acc": 0.5,
-        "target": {"d_embed": 32, "width": 64, "depth": 3},
-        "transfer_init": 1.0, "scratch_init": 1.0,
-        "transfer_train": {"epochs": 1500, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "scratch_train": {"epochs": 2500, "lr": 1e-2, "weight_decay": 1.0, "eval_every": 10},
-        "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 1500,
-        "sweep": {"seeds": [0, 1, 2], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 800},
-        "ablations": {"seeds": [0, 1], "merge_at": 50, "epochs": 800},
-        "parity": {**_PARITY, "seeds": [0, 1],
-                   "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
-                                  "eval_every": 10},
-                   "target": {"d_embed": 64, "width": 64, "depth": 3},
-                   "transfer_train": {"epochs": 1000, "lr": 1e-3, "weight_decay": 1e-3,
-                                      "eval_every": 10},
-                   "scratch_train": {"epochs": 1500, "lr": 1e-2, "weight_decay": 1.0,
-                                     "eval_every": 10}},
-    },
-    "book": {
-        "p": 97, "frac": 0.3, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
-        "weak": {"add": {"d_embed": 6, "width": 16, **_WEAK},
-                 "mul": {"d_embed": 6, "width": 32, **_WEAK}},
-        "weak_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "weak_stop_acc": 0.5,
-        "target": {"d_embed": 32, "width": 128, "depth": 3},
-        "transfer_init": 1.0, "scratch_init": 1.0,
-        "transfer_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 0.1, "eval_every": 10},
-        "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0, "eval_every": 10},
-        "stop_acc": 0.97, "stop_patience": 3, "random_seeds": [0], "random_epochs": 2000,
-        "sweep": {"seeds": [0, 1], "d_embed": [2, 4], "stops": [0.2, 0.35], "epochs": 1000},
-        "ablations": {"seeds": [0, 1], "merge_at": 100, "epochs": 1500},
-        "parity": {**_PARITY, "seeds": [0, 1, 2],
-                   "weak_train": {"epochs": 3000, "lr": 1e-2, "weight_decay": 1e-3,
-                                  "eval_every": 10},
-                   "target": {"d_embed": 128, "width": 128, "depth": 3},
-                   "transfer_train": {"epochs": 2000, "lr": 1e-3, "weight_decay": 1e-3,
-                                      "eval_every": 10},
-                   "scratch_train": {"epochs": 4000, "lr": 1e-2, "weight_decay": 1.0,
-                                     "eval_every": 10}},
-    },
+    # ci: the book's settings on a smaller table (p 59, half for training), a narrower target,
+    # a weak a*b model with d_W 8 and width 16, and shorter budgets.
+    "ci": {**_B, "p": 59, "frac": 0.5,
+           "weak": {**_B["weak"], "mul": {"d_embed": 8, "width": 16, **_WEAK}},
+           "target": {**_B["target"], "width": 64},
+           "transfer_train": _epochs(_B["transfer_train"], 1500),
+           "scratch_train": _epochs(_B["scratch_train"], 2500),
+           "random_epochs": 1500,
+           "sweep": {**_B["sweep"], "seeds": [0, 1, 2], "epochs": 800},
+           "ablations": {**_B["ablations"], "merge_at": 50, "epochs": 800},
+           "parity": {**_BP, "seeds": [0, 1], "target": {"d_embed": 64, "width": 64, "depth": 3},
+                      "transfer_train": _epochs(_BP["transfer_train"], 1000),
+                      "scratch_train": _epochs(_BP["scratch_train"], 1500)}},
+    "book": _TRANSFER_BOOK,
     "paper": {
         "p": 113, "frac": 0.25, "tasks": ["add", "mul"], "seeds": [0, 1, 2],
         "weak": {"add": {"d_embed": 4, "width": 16, **_WEAK},
@@ -269,7 +269,7 @@ _CROSS_BOOK = {
 }
 _CROSS = {
     "ci": {**_CROSS_BOOK, "seeds": [1, 2],
-           "scratch_train": {**_CROSS_BOOK["scratch_train"], "epochs": 1200},
+           "scratch_train": _epochs(_CROSS_BOOK["scratch_train"], 1200),
            "low_wd": {"seeds": [0], "weight_decay": 0.1, "epochs": 1500}},
     "book": _CROSS_BOOK,
     "paper": {
