@@ -1,7 +1,8 @@
 """Test-wide settings: everything runs at the ci profile, quietly, without a display.
 
 Set here, at the repository root, so that they hold before nbval starts a kernel for a chapter
-(the kernel inherits this environment): chapters re-execute at the `ci` profile.
+(the kernel inherits this environment): chapters re-execute at the `ci` profile, with the
+run cache off.
 """
 
 import os
@@ -10,4 +11,5 @@ import matplotlib
 
 os.environ["GROKBOOK_PROFILE"] = "ci"
 os.environ["GROKBOOK_PROGRESS"] = "0"
+os.environ.setdefault("GROKBOOK_CACHE", "off")  # tests train; a test about the cache sets it
 matplotlib.use("Agg")

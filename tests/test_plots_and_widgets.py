@@ -1,12 +1,12 @@
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-import torch
 
 from grokbook import embeddings, plots, profiles
+from grokbook.config import ModularCfg, replace
+from grokbook.history import History
 from grokbook.tasks import modular_arithmetic
-from grokbook.train import History
-from grokbook.widgets import embedding_explorer, grokking_explorer
+from grokbook.widgets import Explorer, embedding_explorer, grokking_explorer
 
 
 def fake(n, stop=None):
@@ -33,18 +33,24 @@ def test_heatmap_and_task_table_draw():
     plt.close(fig)
 
 
+def _parts(widget):
+    controls, status, _ = widget.children
+    return {c.description: c for c in controls.children}, status, controls.children[-1]
+
+
 def test_the_explorer_trains_live_when_clicked():
     settings = profiles.load("grokking", "ci")
-    settings["fnn_train"]["epochs"] = 200
-    widget = grokking_explorer(settings, initial=fake(5))
-    controls, status, _ = widget.children
-    sliders = {c.description: c for c in controls.children}
+    sliders, status, button = _parts(grokking_explorer(settings, initial=fake(5)))
     sliders["p (prime)"].value = 17
     sliders["epochs"].value = 200
-    button = controls.children[-1]
     button.click()
     assert "95% train:" in status.value and "epochs/s" in status.value
     assert not button.disabled
+
+
+def test_the_base_explorer_asks_subclasses_for_their_parts():
+    with pytest.raises(NotImplementedError):
+        Explorer(profiles.load("grokking", "ci"))
 
 
 def test_embedding_pictures_show_pca_and_similarity():
@@ -59,39 +65,25 @@ def test_embedding_pictures_show_pca_and_similarity():
 
 def test_the_embedding_explorer_follows_the_chosen_embedding_and_trains():
     settings = profiles.load("embeddings", "ci")
-    tables = {name: embeddings.make_table(name, 17) for name in ("one_hot", "fourier")}
-    widget = embedding_explorer(settings, tables, initial={"one_hot": fake(5)})
-    controls, status, _ = widget.children
-    sliders = {c.description: c for c in controls.children}
+    settings = replace(settings, runs={name: replace(run, data=ModularCfg("add", 17, 0.5))
+                                       for name, run in settings.runs.items()})
+    sliders, status, button = _parts(embedding_explorer(settings, initial={"one_hot": fake(5)}))
     assert "95% train:" in status.value
     sliders["embedding"].value = "fourier"
-    assert sliders["learning rate"].value == pytest.approx(settings.hyper["fourier"]["lr"])
-    assert status.value == "press Train"
+    assert sliders["learning rate"].value == pytest.approx(settings.runs["fourier"].optim.lr)
     sliders["epochs"].value = 200
-    controls.children[-1].click()
+    button.click()
     assert "95% train:" in status.value and "epochs/s" in status.value
-
-
-def test_the_embedding_explorer_rejects_tables_of_different_sizes():
-    tables = {"one_hot": embeddings.one_hot(17), "fourier": embeddings.fourier(19)}
-    with pytest.raises(ValueError, match="same p"):
-        embedding_explorer(profiles.load("embeddings", "ci"), tables)
-    with pytest.raises(ValueError, match="at least one table"):
-        embedding_explorer(profiles.load("embeddings", "ci"), {})
-    assert torch.is_tensor(tables["one_hot"])
 
 
 def test_the_xor_explorer_trains_normal_and_transferred():
     from grokbook.widgets import xor_explorer
 
-    settings = profiles.load("xor", "ci")
-    settings.update(weak_epochs=50, m=64)
-    widget = xor_explorer(settings, initial=(fake(5), fake(2)))
-    controls, status, _ = widget.children
-    sliders = {c.description: c for c in controls.children}
+    settings = replace(profiles.load("xor", "ci"), weak_epochs=50, m=64)
+    sliders, status, button = _parts(xor_explorer(settings, initial=(fake(5), None, fake(2))))
     sliders["dimension p"].value = 100
     sliders["epochs"].value = 50
-    controls.children[-1].click()
+    button.click()
     assert "normal: 95% train:" in status.value and "after one step" in status.value
 
 
@@ -99,17 +91,18 @@ def test_the_transfer_explorer_trains_the_weak_model_then_both_targets():
     from grokbook.widgets import transfer_explorer
 
     settings = profiles.load("transfer", "ci")
-    settings.update(p=17, weak_train={"epochs": 30, "lr": 1e-2, "weight_decay": 0.1,
-                                      "eval_every": 10})
+    small = {"data__p": 17}
+    settings = replace(settings, weak={t: replace(r, **small, budget__epochs=30)
+                                       for t, r in settings.weak.items()},
+                       target={t: replace(r, **small) for t, r in settings.target.items()},
+                       scratch={t: replace(r, **small) for t, r in settings.scratch.items()})
     widget = transfer_explorer(settings, initial={"GrokTransfer": fake(5), "scratch": fake(5)})
-    controls, status, _ = widget.children
-    sliders = {c.description: c for c in controls.children}
+    sliders, status, button = _parts(widget)
     assert status.value.startswith("GrokTransfer: 95% train:")
     sliders["task"].value = "mul"
     sliders["weak d_embed"].value = 3
     sliders["epochs"].value = 200
-    controls.children[-1].click()
-    assert "weak model:" in status.value
+    button.click()
     assert "GrokTransfer: 95% train:" in status.value and "scratch: 95% train:" in status.value
 
 
@@ -117,17 +110,16 @@ def test_the_accelerator_race_trains_every_chosen_method():
     from grokbook.widgets import RACERS, accelerator_race
 
     settings = profiles.load("cross", "ci")
-    settings.update(p=17, weak_train={"epochs": 30, "lr": 1e-2, "weight_decay": 0.1,
-                                      "eval_every": 10},
-                    transformer={"d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 1})
-    widget = accelerator_race(settings, initial={"plain": fake(5)})
-    controls, status, _ = widget.children
-    sliders = {c.description: c for c in controls.children}
+    tiny = {"data__p": 17, "model__d_model": 16, "model__n_heads": 2, "model__d_mlp": 32}
+    settings = replace(settings, weak=replace(settings.weak, data__p=17, budget__epochs=30),
+                       target=replace(settings.target, **tiny),
+                       plain=replace(settings.plain, **tiny))
+    sliders, status, button = _parts(accelerator_race(settings, initial={"plain": fake(5)}))
     assert status.value.startswith("plain: 95% train:")
     sliders["epochs"].value = 200
-    controls.children[-1].click()
+    button.click()
     for method in RACERS:
         assert f"{method}: 95% train:" in status.value
     sliders["methods"].value = ()
-    controls.children[-1].click()
+    button.click()
     assert "error" in status.value and "choose at least one" in status.value

@@ -172,7 +172,8 @@ def run(quick: bool = False) -> dict[str, float]:
             for lr in (1e-2, 3e-3) for wd in (0.3, 1.0) for s in (1.0, 2.0)][: 2 if quick else 8]
     sequential, together = ensemble_vs_sequential(
         lambda i: make_model("fnn", book.p, book.p, seed=0,
-                             **dict(book.fnn, init_scale=grid[i]["init_scale"])),
+                             d_embed=book.fnn.model.d_embed, width=book.fnn.model.width,
+                             depth=book.fnn.model.depth, init_scale=grid[i]["init_scale"]),
         grid, chapter_data, 3 if quick else 300)
     results.update(chapter_sequential_s=sequential, chapter_ensemble_s=together,
                    chapter_speedup=sequential / together)

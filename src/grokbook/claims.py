@@ -7,10 +7,6 @@ differ between profiles.
 
 from __future__ import annotations
 
-import math
-
-from grokbook.measures import epochs_to
-
 
 class ClaimFailed(AssertionError):
     """A chapter's claim does not hold on the runs it was checked on."""
@@ -22,9 +18,3 @@ def check(claim: str, holds: bool, figures: object = "") -> None:
     print(f"{'PASS' if holds else 'FAIL'}: {claim}")
     if not holds:
         raise ClaimFailed(f"claim does not hold: {claim} (measured: {figures})")
-
-
-def epochs_or_inf(history, metric: str = "test_acc", threshold: float = 0.95) -> float:
-    """Epochs to ``threshold`` on ``metric``, with "never" as infinity, so runs compare with <."""
-    epochs = epochs_to(history, metric, threshold)
-    return math.inf if epochs is None else epochs

@@ -13,8 +13,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from grokbook import bench, chapters, measures, profiles, transfer
+from grokbook import bench, cache, chapters, experiments, measures, profiles
 from grokbook.accelerators import GrokFastEMA, GrokFastMA
+from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace
 from grokbook.models import MODELS, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
 from grokbook.train import train
@@ -58,31 +59,41 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _transfer(args: argparse.Namespace) -> int:
-    data = modular_arithmetic(args.task, args.p, args.frac, seed=args.seed)
-    target = {"d_embed": args.d_embed, "width": args.width, "depth": args.depth}
-    common = {"epochs": args.epochs, "lr": args.lr, "eval_every": args.eval_every,
-              "stop_acc": 0.99, "stop_patience": 5}
-    runs = transfer.compare(
-        data, weak_options={"d_embed": args.weak_d_embed, "width": args.weak_width,
-                            "depth": 2},
-        target_options=target,
-        weak_train={"epochs": args.weak_epochs, "lr": args.lr, "weight_decay": args.weak_wd,
-                    "eval_every": args.eval_every},
-        transfer_train={**common, "weight_decay": args.wd},
-        scratch_train={**common, "weight_decay": args.scratch_wd},
-        weak_stop_acc=args.weak_stop_acc, seed=args.seed, progress=not args.quiet)
-    weak = runs["weak"]
-    print(f"{data}; target FNN {target}")
+    data = ModularCfg(args.task, args.p, args.frac)
+    budget = BudgetCfg(args.epochs, eval_every=args.eval_every, stop_acc=0.99, stop_patience=5)
+    target = RunCfg(data=data, model=FNNCfg(args.d_embed, args.width, args.depth),
+                    optim=OptimCfg(lr=args.lr, weight_decay=args.wd), budget=budget)
+    weak = RunCfg(data=data, model=FNNCfg(args.weak_d_embed, args.weak_width, depth=2),
+                  optim=OptimCfg(lr=args.lr, weight_decay=args.weak_wd),
+                  budget=BudgetCfg(args.weak_epochs, eval_every=args.eval_every,
+                                   stop_acc=args.weak_stop_acc, stop_patience=1))
+    scratch = replace(target, optim__weight_decay=args.scratch_wd)
+    runs = experiments.race({"GrokTransfer": experiments.GrokTransfer(weak, target),
+                             "scratch": scratch}, [args.seed], progress=not args.quiet)
+    transferred, from_scratch = runs["GrokTransfer"][0], runs["scratch"][0]
+    weak_run = transferred.weak.history
+    print(f"{experiments.make_data(data, args.seed)}; target {target.model}")
     print(f"weak model (d_embed {args.weak_d_embed}, width {args.weak_width}): "
-          f"{weak.epoch[-1]} epochs, test accuracy {weak.test_acc[-1]:.3f}, "
-          f"{weak.seconds:.1f} s")
-    for name in ("transfer", "scratch"):
-        run = runs[name]
-        label = "GrokTransfer" if name == "transfer" else "scratch"
-        print(f"{label:12s} {measures.describe(run)} | {run.seconds:.1f} s")
-    total = weak.seconds + runs["transfer"].seconds
+          f"{weak_run.epoch[-1]} epochs, test accuracy {weak_run.test_acc[-1]:.3f}, "
+          f"{weak_run.seconds:.1f} s")
+    for label, run in (("GrokTransfer", transferred), ("scratch", from_scratch)):
+        print(f"{label:12s} {measures.describe(run.history)} | {run.history.seconds:.1f} s")
+    total = weak_run.seconds + transferred.history.seconds
     print(f"wall time: weak + GrokTransfer {total:.1f} s, scratch "
-          f"{runs['scratch'].seconds:.1f} s (same budget: {args.epochs} epochs each)")
+          f"{from_scratch.history.seconds:.1f} s (same budget: {args.epochs} epochs each)")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    if args.action == "clear":
+        print(f"removed {cache.clear()} cached runs")
+        return 0
+    status = cache.info()
+    if status["location"] is None:
+        print("the run cache is off (GROKBOOK_CACHE=off)")
+    else:
+        print(f"{status['location']}: {status['entries']} runs, "
+              f"{status['bytes'] / 1e6:.1f} MB (code version {cache.code_version()})")
     return 0
 
 
@@ -179,6 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where executed copies go unless --inplace (default: _build/executed)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
     r.set_defaults(handler=_run)
+
+    c = commands.add_parser("cache", help="the run cache: where it is, how big; clear it")
+    c.add_argument("action", choices=("info", "clear"), help="info: location and size; "
+                   "clear: delete every cached run")
+    c.set_defaults(handler=_cache)
 
     b = commands.add_parser("bench", help="benchmark the training engine on this machine",
                             description="Epochs/s, GFLOP/s and ensemble speed-ups "

@@ -10,7 +10,9 @@ the paper, so the embeddings differ in geometry, not in size.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -137,11 +139,25 @@ def frequency_plane(table: torch.Tensor, k: int) -> torch.Tensor:
     return (rows @ basis).float()
 
 
-BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier}
+TEXT_TABLE = Path(__file__).parent / "data" / "number_names_minilm.npy"
+
+
+def text(p: int) -> torch.Tensor:
+    """A pretrained text embedding of each number's English name (all-MiniLM-L6-v2, stored in
+    the package for 0..112; see ``data/make_text_embedding.py``), reduced to its row space."""
+    check_int("p", p)
+    names = np.load(TEXT_TABLE, allow_pickle=False)
+    if p > len(names):
+        raise ValueError(f"p must be at most {len(names)} for the text embedding (the stored "
+                         f"table has {len(names)} numbers), got {p}")
+    return row_space(from_table(names[:p], p))
+
+
+BUILDERS = {"one_hot": one_hot, "binary": binary, "fourier": fourier, "text": text}
 
 
 def make_table(name: str, p: int) -> torch.Tensor:
-    """A built-in table by name: ``"one_hot"``, ``"binary"`` or ``"fourier"``."""
+    """A built-in table by name: ``"one_hot"``, ``"binary"``, ``"fourier"`` or ``"text"``."""
     if name not in BUILDERS:
         raise ValueError(f"unknown embedding {name!r}; known embeddings: {', '.join(BUILDERS)} "
                          "(or pass a table through embeddings.from_table)")

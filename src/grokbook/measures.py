@@ -15,7 +15,7 @@ from torch import nn
 from torch.func import functional_call, jacrev, vmap
 
 if TYPE_CHECKING:
-    from grokbook.train import History
+    from grokbook.history import History
 
 
 def weight_norm(model: nn.Module) -> float:
@@ -25,16 +25,9 @@ def weight_norm(model: nn.Module) -> float:
 
 
 def epochs_to(history: History, metric: str = "test_acc", threshold: float = 0.95) -> int | None:
-    """The first recorded epoch at which ``metric`` reaches ``threshold``, or None if never.
-
-    ``metric`` is a column of the history (``"train_acc"``, ``"test_acc"``, ...). The answer is
-    exact to the history's evaluation interval.
-    """
-    values = history.column(metric)
-    for epoch, value in zip(history.epoch, values):
-        if value >= threshold:
-            return epoch
-    return None
+    """The first recorded epoch at which ``metric`` reaches ``threshold``, or None if never
+    (``History.first_epoch``; exact to the history's evaluation interval)."""
+    return history.first_epoch(metric, threshold)
 
 
 def time_gap(history: History, threshold: float = 0.95) -> int | None:
@@ -92,6 +85,24 @@ def describe(history: History, threshold: float = 0.95) -> str:
     return (f"{threshold:.0%} train: {at(stats['epochs_to_train'])} | {threshold:.0%} test: "
             f"{at(stats['epochs_to_test'])} | time gap: {'-' if gap is None else gap} | "
             f"{rate:.0f} epochs/s")
+
+
+def describe_seeds(histories: list[History], seeds, threshold: float = 0.95) -> str:
+    """:func:`describe` for each run, one line per seed."""
+    return "\n".join(f"seed {seed}: {describe(h, threshold)}" for seed, h in zip(seeds, histories))
+
+
+def window_median(history: History, column: str, start: int | None,
+                  end: int | None) -> float:
+    """The median of ``column`` over the evaluations at epochs ``start..end`` (epoch 0
+    excluded: a change measure has no previous value there); NaN for an empty or undefined
+    window (``start`` or ``end`` None)."""
+    if start is None or end is None:
+        return float("nan")
+    epochs = np.asarray(history.epoch)
+    values = np.asarray(history.column(column), dtype=float)
+    inside = (epochs >= start) & (epochs <= end) & (epochs > 0)
+    return float(np.median(values[inside])) if inside.any() else float("nan")
 
 
 def aligned(histories: list[History], column: str) -> tuple[np.ndarray, np.ndarray]:

@@ -8,16 +8,11 @@ epochs, an early stop once test accuracy holds above a target, and a progress ba
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,95 +27,10 @@ from grokbook.ensemble import (
     per_member,
     stack_data,
 )
+from grokbook.history import METRICS, History
 from grokbook.measures import weight_norm
 
-METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
-
-
-@dataclass
-class History:
-    """What a training run measured, one entry per evaluation.
-
-    ``epoch`` counts passes over the training set (with full batch, one optimizer step each);
-    the other columns are measured at the parameters reached after that many epochs. ``extras``
-    holds any further measures passed to :func:`train`; ``config`` what the run was;
-    ``seconds`` its wall time.
-    """
-
-    epoch: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    train_acc: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-    test_acc: list[float] = field(default_factory=list)
-    weight_norm: list[float] = field(default_factory=list)
-    extras: dict[str, list[float]] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.epoch)
-
-    def column(self, name: str) -> list:
-        """One measured column by name: a standard metric or an extra measure."""
-        if name in METRICS:
-            return getattr(self, name)
-        if name in self.extras:
-            return self.extras[name]
-        raise KeyError(f"no column {name!r}; columns: {', '.join([*METRICS, *self.extras])}")
-
-    def append(self, epoch: int, train_loss: float, train_acc: float, test_loss: float,
-               test_acc: float, weight_norm: float) -> None:
-        """Add one evaluation's standard metrics."""
-        for name, value in zip(METRICS, (epoch, train_loss, train_acc, test_loss, test_acc,
-                                         weight_norm)):
-            getattr(self, name).append(value)
-
-    def save(self, path: str | Path) -> Path:
-        """Write to ``path``: JSON for ``.json``, NumPy's archive for ``.npz``."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".json":
-            path.write_text(json.dumps(asdict(self)))
-        elif path.suffix == ".npz":
-            columns = {name: np.asarray(getattr(self, name)) for name in METRICS}
-            columns.update({f"extras.{k}": np.asarray(v) for k, v in self.extras.items()})
-            np.savez(path, **columns, config=json.dumps(self.config), seconds=self.seconds)
-        else:
-            raise ValueError(f"path must end in .json or .npz, got {str(path)!r}")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> History:
-        """Read a history written by :meth:`save`."""
-        path = Path(path)
-        if path.suffix == ".json":
-            return cls(**json.loads(path.read_text()))
-        if path.suffix == ".npz":
-            with np.load(path) as archive:
-                columns = {name: archive[name].tolist() for name in METRICS}
-                extras = {k.removeprefix("extras."): archive[k].tolist()
-                          for k in archive.files if k.startswith("extras.")}
-                return cls(**columns, extras=extras, config=json.loads(str(archive["config"])),
-                           seconds=float(archive["seconds"]))
-        raise ValueError(f"path must end in .json or .npz, got {str(path)!r}")
-
-    def followed_by(self, later: History) -> History:
-        """This run, then ``later``: a run that went on from this one's last parameters (after
-        a change to the model, say). ``later``'s epochs are shifted by this run's last epoch and
-        its first evaluation, a repeat of this run's last, is dropped; seconds add up."""
-        if not self.epoch or not later.epoch:
-            raise ValueError("both runs must have at least one evaluation")
-        offset = self.epoch[-1]
-        combined = History(config={**self.config, "followed_by": later.config},
-                           seconds=self.seconds + later.seconds)
-        for name in METRICS:
-            shift = offset if name == "epoch" else 0
-            getattr(combined, name).extend(getattr(self, name))
-            getattr(combined, name).extend(v + shift for v in getattr(later, name)[1:])
-        for name in set(self.extras) & set(later.extras):
-            combined.extras[name] = self.extras[name] + later.extras[name][1:]
-        return combined
-
+__all__ = ["METRICS", "History", "train"]
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
@@ -298,8 +208,16 @@ def train(
                 history.extras[name].append(float(measure(model)))
         bar.set_postfix(train=f"{train_acc:.2f}", test=f"{test_acc:.2f}", refresh=False)
         streak = _streak(streak, test_acc, stop_acc)
-        stop = streak >= stop_patience
-        return bool(callback(history)) or stop if callback is not None else stop
+        if not all(map(math.isfinite, (train_loss, test_loss, history.weight_norm[-1]))):
+            history.stopped = "diverged"  # a non-finite loss or weight: nothing more to learn
+            return True
+        if streak >= stop_patience:
+            history.stopped = "target"
+            return True
+        if callback is not None and callback(history):
+            history.stopped = "callback"
+            return True
+        return False
 
     start = time.perf_counter()
     with tqdm(total=epochs, desc=desc, disable=not progress_enabled(progress),
@@ -372,7 +290,9 @@ def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_ste
                         continue
                     histories[i].append(epoch, *metrics)
                     streaks[i] = _streak(streaks[i], metrics[3], stop_acc)
-                    if streaks[i] >= stop_patience:
+                    diverged = not all(map(math.isfinite, (metrics[0], metrics[2], metrics[4])))
+                    if diverged or streaks[i] >= stop_patience:
+                        histories[i].stopped = "diverged" if diverged else "target"
                         active.remove(i)
                         histories[i].config["steps"] = step
                 bar.set_postfix(running=len(active), refresh=False)

@@ -30,7 +30,6 @@ from torch import nn
 
 from grokbook.checks import check_int
 from grokbook.models import FNN, VectorFNN, make_model
-from grokbook.train import train
 
 
 class LowRankEmbedding(nn.Module):
@@ -167,27 +166,3 @@ def vector_target(a: torch.Tensor, n_outputs: int = 1, seed: int = 0, freeze_a: 
         torch.manual_seed(seed)
         return VectorFNN(a.shape[0] if d_in is None else d_in, n_outputs,
                          embedding=embedding, **options)
-
-
-def compare(data, *, weak_options: dict, target_options: dict, weak_train: dict,
-            transfer_train: dict, scratch_train: dict, weak_stop_acc: float | None = None,
-            seed: int = 0, progress: bool | None = None) -> dict:
-    """GrokTransfer against scratch on one data set, the three runs of the paper's Table 1.
-
-    Trains the weak FNN (``weak_options``, ``weak_train``: the options of ``train``), stopped
-    when its test accuracy first reaches ``weak_stop_acc`` (or after its epochs), then the
-    target FNN (``target_options``) twice: from ``A @ B`` with ``transfer_train``, and from
-    scratch with ``scratch_train``. Returns ``{"weak", "transfer", "scratch"}`` -> History.
-    """
-    vocab, n_classes = data.vocab_size, data.n_classes
-    weak = make_model("fnn", vocab, n_classes, seed=seed, **weak_options)
-    stop = {} if weak_stop_acc is None else {"stop_acc": weak_stop_acc, "stop_patience": 1}
-    runs = {"weak": train(weak, data, progress=progress, desc="weak", **weak_train, **stop)}
-    target = fnn_target(weak_embedding(weak), n_classes, seed=seed, vocab_size=vocab,
-                        **target_options)
-    runs["transfer"] = train(target, data, progress=progress, desc="GrokTransfer target",
-                             **transfer_train)
-    scratch = make_model("fnn", vocab, n_classes, seed=seed, **target_options)
-    runs["scratch"] = train(scratch, data, progress=progress, desc="scratch target",
-                            **scratch_train)
-    return runs

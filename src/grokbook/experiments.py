@@ -1,0 +1,409 @@
+"""The recipes the chapters share, written once, every run through the run cache.
+
+Settings in, runs out: each recipe takes typed settings (``grokbook.config``) and seeds and
+returns :class:`Run` objects (a History, the trained model, the settings, the seed, the cache
+key). Chapters, widgets, the command line and the tests call these; nothing re-implements them.
+
+- :func:`train_run`: one run of a :class:`~grokbook.config.RunCfg` from one seed (load or train);
+- :func:`train_stack`: several runs of one architecture as one vectorized ensemble;
+- :func:`grid`: a run per cell of a grid of settings, stacked where the data agree;
+- :class:`GrokTransfer` and :func:`race`: methods side by side on the same seeds (plain
+  training, GrokFast, GrokTransfer with its weak model), the heart of chapters 4 and 5;
+- :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training.
+
+Seeds: a run's seed draws its data split and its initialisation (the same seed, the same
+split), as everywhere in the book.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from grokbook import cache, transfer
+from grokbook.config import (
+    FNNCfg,
+    ModularCfg,
+    ParityCfg,
+    RunCfg,
+    TransformerCfg,
+    VectorFNNCfg,
+    replace,
+    to_dict,
+)
+from grokbook.embeddings import FixedEmbedding, make_table
+from grokbook.history import History
+from grokbook.measures import NTKChange, seconds_to
+from grokbook.models import VectorFNN, make_model
+from grokbook.stats import Censored
+from grokbook.tasks import modular_arithmetic, sparse_parity
+from grokbook.train import train
+
+
+@dataclass
+class Run:
+    """One finished run: its settings, seed, History and trained model; ``key`` is its run-cache
+    key, ``cached`` says whether it was loaded rather than trained; ``weak`` is the weak run a
+    GrokTransfer target started from (None otherwise)."""
+
+    cfg: RunCfg
+    seed: int
+    history: History
+    model: nn.Module
+    key: str
+    cached: bool = False
+    weak: Run | None = None
+
+    @property
+    def cost_seconds(self) -> float | None:
+        """Wall time to 95% test accuracy, the weak model's whole run included (GrokTransfer
+        pays for it); None if the run never got there."""
+        seconds = seconds_to(self.history)
+        if seconds is None:
+            return None
+        return seconds + (self.weak.history.seconds if self.weak is not None else 0.0)
+
+
+def cost(runs: Sequence[Run]) -> Censored:
+    """Seconds to 95% test accuracy per run, the weak model included (:attr:`Run.cost_seconds`),
+    censored at the run's whole wall time when it never got there."""
+    return Censored(tuple(r.cost_seconds for r in runs),
+                    tuple(r.history.seconds + (r.weak.history.seconds if r.weak else 0.0)
+                          for r in runs))
+
+
+# ---- data and models from settings ----------------------------------------------------------
+
+def make_data(cfg: ModularCfg | ParityCfg, seed: int):
+    """The data set of ``cfg``, split (or sampled) from ``seed``."""
+    if isinstance(cfg, ModularCfg):
+        return modular_arithmetic(cfg.op, cfg.p, cfg.frac, seed=seed)
+    return sparse_parity(cfg.n_bits, cfg.k, cfg.n_train, cfg.n_test, seed=seed)
+
+
+def _vocab(cfg: ModularCfg) -> int:
+    return cfg.p
+
+
+def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
+                freeze_a: bool = False) -> nn.Module:
+    """The model of ``cfg`` initialised from ``seed``; given a weak embedding ``a``, the
+    GrokTransfer target whose embedding is ``A @ B`` (``grokbook.transfer``)."""
+    m, data = cfg.model, cfg.data
+    if isinstance(m, VectorFNNCfg):
+        options = {"d_embed": m.d_embed, "width": m.width, "depth": m.depth,
+                   "init_scale": m.init_scale}
+        if a is not None:
+            return transfer.vector_target(a, 1, seed=seed, d_in=data.n_bits, freeze_a=freeze_a,
+                                          **options)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return VectorFNN(data.n_bits, 1, **options)
+    vocab = _vocab(data)
+    if isinstance(m, TransformerCfg):
+        options = {"d_model": m.d_model, "n_heads": m.n_heads, "d_mlp": m.d_mlp,
+                   "n_layers": m.n_layers, "init_scale": m.init_scale}
+        if a is not None:
+            return transfer.transformer_target(a, vocab, seed=seed, vocab_size=vocab,
+                                               freeze_a=freeze_a, **options)
+        return make_model("transformer", vocab, vocab, seed=seed, **options)
+    options = {"width": m.width, "depth": m.depth, "init_scale": m.init_scale}
+    if a is not None:
+        return transfer.fnn_target(a, vocab, seed=seed, vocab_size=vocab, freeze_a=freeze_a,
+                                   d_embed=m.d_embed, **options)
+    if m.embedding != "learned":
+        return make_model("fnn", vocab, vocab, seed=seed,
+                          embedding=FixedEmbedding(make_table(m.embedding, vocab)), **options)
+    return make_model("fnn", vocab, vocab, seed=seed, d_embed=m.d_embed, **options)
+
+
+def train_options(cfg: RunCfg) -> dict[str, Any]:
+    """The keyword arguments of :func:`grokbook.train.train` that ``cfg`` sets."""
+    o, b = cfg.optim, cfg.budget
+    return {"epochs": b.epochs, "eval_every": b.eval_every, "stop_acc": b.stop_acc,
+            "stop_patience": b.stop_patience, "lr": o.lr, "weight_decay": o.weight_decay,
+            "betas": tuple(o.betas), "warmup_steps": o.warmup_steps, "loss": cfg.loss}
+
+
+def _fit(cfg: RunCfg, model: nn.Module, data, desc: str, progress: bool | None,
+         callback: Callable[[History], Any] | None) -> History:
+    options = train_options(cfg)
+    if cfg.optim.optimizer == "sgd":  # coupled weight decay, no momentum: the theory's
+        options["optimizer"] = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr,
+                                               weight_decay=cfg.optim.weight_decay)
+    measures = {}
+    if cfg.ntk_probe:
+        measures["ntk_change"] = NTKChange(data.x_test[:cfg.ntk_probe], data.n_classes,
+                                           relative=True)
+    transform = cfg.grad_transform.build() if cfg.grad_transform is not None else None
+    return train(model, data, grad_transform=transform, measures=measures or None,
+                 callback=callback, progress=progress, desc=desc, **options)
+
+
+# ---- one run, many runs ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Start:
+    """How a GrokTransfer target starts: from the weak run ``source``'s embedding A (or, as the
+    control, a random matrix of A's shape and norm), ``A`` trained or frozen."""
+
+    source: Run
+    control: str = "weak"
+    freeze_a: bool = False
+
+    def __post_init__(self):
+        if self.control not in ("weak", "random"):
+            raise ValueError(f"control must be 'weak' or 'random', got {self.control!r}")
+
+    def embedding(self, seed: int) -> torch.Tensor:
+        a = transfer.weak_embedding(self.source.model)
+        return transfer.random_like(a, seed=seed) if self.control == "random" else a
+
+    def spec(self) -> dict[str, Any]:
+        return {"from": self.source.key, "control": self.control, "freeze_a": self.freeze_a}
+
+
+def _spec(cfg: RunCfg, seed: int, start: Start | None, engine: str, **more) -> dict[str, Any]:
+    return {"run": to_dict(cfg), "seed": seed, "start": start.spec() if start else None,
+            "engine": engine, **more}
+
+
+def _restore(model: nn.Module, state: dict[str, torch.Tensor] | None) -> nn.Module:
+    if state is None:
+        raise ValueError("the cached run has no model tensors")
+    model.load_state_dict(state)
+    return model
+
+
+def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str | None = None,
+              progress: bool | None = None,
+              callback: Callable[[History], Any] | None = None) -> Run:
+    """One run of ``cfg`` from ``seed``: loaded from the run cache when it is there, else
+    trained (and stored). ``start``: a GrokTransfer target's weak source (see :class:`Start`).
+    ``callback`` is called after each evaluation (live widgets); on a cache hit, once."""
+    if not isinstance(cfg, RunCfg):
+        raise ValueError(f"cfg must be a RunCfg, got {type(cfg).__name__}")
+    spec = _spec(cfg, seed, start, "single")
+    run_key = cache.key(spec)
+    a = start.embedding(seed) if start is not None else None
+    freeze = start.freeze_a if start is not None else False
+    weak = start.source if start is not None else None
+    entry = cache.load(run_key)
+    if entry is not None:
+        model = _restore(build_model(cfg, seed, a, freeze), entry.state)
+        if callback is not None:
+            callback(entry.history)
+        return Run(cfg, seed, entry.history, model, run_key, cached=True, weak=weak)
+    model = build_model(cfg, seed, a, freeze)
+    history = _fit(cfg, model, make_data(cfg.data, seed), desc or f"seed {seed}", progress,
+                   callback)
+    cache.store(run_key, history, model.state_dict(), spec)
+    return Run(cfg, seed, history, model, run_key, weak=weak)
+
+
+def _stackable(cfgs: Sequence[RunCfg]) -> bool:
+    first = cfgs[0]
+    same = ("budget", "loss")
+    return all(
+        isinstance(c.model, FNNCfg) and c.model.embedding == "learned"
+        and isinstance(c.data, ModularCfg) and c.grad_transform is None and not c.ntk_probe
+        and c.loss == "cross_entropy" and c.optim.optimizer == "adamw"
+        and c.optim.betas == first.optim.betas and c.optim.warmup_steps == first.optim.warmup_steps
+        and all(getattr(c, s) == getattr(first, s) for s in same)
+        and (c.model.d_embed, c.model.width, c.model.depth) == (
+            first.model.d_embed, first.model.width, first.model.depth)
+        and c.data.p == first.data.p
+        and round(c.data.frac * c.data.p ** 2) == round(first.data.frac * first.data.p ** 2)
+        for c in cfgs)
+
+
+def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "stack",
+                progress: bool | None = None) -> list[Run]:
+    """Runs ``cfgs[i]`` from ``seeds[i]`` as one vectorized ensemble (members may differ in
+    seed, data split, learning rate, weight decay and init scale; see ``grokbook.ensemble``).
+    Settings an ensemble cannot share fall back to :func:`train_run` one by one. Cached as a
+    whole: when every member is in the cache they are loaded, else all are trained together,
+    so a stack's numbers never depend on what happened to be cached."""
+    cfgs, seeds = list(cfgs), list(seeds)
+    if len(cfgs) != len(seeds) or not cfgs:
+        raise ValueError(f"cfgs and seeds must be non-empty and of equal length, got "
+                         f"{len(cfgs)} and {len(seeds)}")
+    if not _stackable(cfgs):
+        return [train_run(c, s, desc=f"{desc} seed {s}", progress=progress)
+                for c, s in zip(cfgs, seeds)]
+    specs = [_spec(c, s, None, "stack") for c, s in zip(cfgs, seeds)]
+    keys = [cache.key(spec) for spec in specs]
+    entries = [cache.load(k) for k in keys]
+    models = [build_model(c, s) for c, s in zip(cfgs, seeds)]
+    if all(e is not None for e in entries):
+        return [Run(c, s, e.history, _restore(m, e.state), k, cached=True)
+                for c, s, e, m, k in zip(cfgs, seeds, entries, models, keys)]
+    options = train_options(cfgs[0])
+    options["lr"] = [c.optim.lr for c in cfgs]
+    options["weight_decay"] = [c.optim.weight_decay for c in cfgs]
+    options.pop("loss")
+    datas = [make_data(c.data, s) for c, s in zip(cfgs, seeds)]
+    histories = train(models, datas, progress=progress, desc=desc, **options)
+    runs = []
+    for c, s, h, m, k, spec in zip(cfgs, seeds, histories, models, keys, specs):
+        cache.store(k, h, m.state_dict(), spec)
+        runs.append(Run(c, s, h, m, k))
+    return runs
+
+
+def grid(base: RunCfg, axes: dict[str, Sequence[Any]], seeds: Sequence[int] = (0,), *,
+         desc: str = "grid", progress: bool | None = None) -> dict[tuple, list[Run]]:
+    """A run per cell of the grid ``axes`` (``{"optim__weight_decay": [...], "data__frac":
+    [...]}``, fields as in :func:`grokbook.config.replace`) and per seed: ``{cell: [Run per
+    seed]}``, cells as tuples of the axes' values in order. Cells that share their data are
+    trained as one stack."""
+    if not axes:
+        raise ValueError("axes must name at least one field to vary")
+    names = list(axes)
+    cells: list[tuple] = [()]
+    for name in names:
+        values = list(axes[name])
+        if not values:
+            raise ValueError(f"axis {name!r} has no values")
+        cells = [cell + (v,) for cell in cells for v in values]
+    cfgs = {cell: replace(base, **dict(zip(names, cell))) for cell in cells}
+    groups: dict[Any, list[tuple[tuple, int]]] = {}
+    for cell in cells:
+        for seed in seeds:
+            groups.setdefault((cfgs[cell].data, seed), []).append((cell, seed))
+    out: dict[tuple, list[Run]] = {cell: [] for cell in cells}
+    for members in groups.values():
+        runs = train_stack([cfgs[c] for c, _ in members], [s for _, s in members],
+                           desc=desc, progress=progress)
+        for (cell, _), run in zip(members, runs):
+            out[cell].append(run)
+    return out
+
+
+# ---- GrokTransfer and the race ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GrokTransfer:
+    """GrokTransfer as a method: train ``weak`` (its budget's ``stop_acc`` is where the weak
+    model stops), take its embedding A, train ``target`` from ``A @ B``. ``control="random"``
+    replaces A by a random matrix of its shape and norm (the no-transfer control)."""
+
+    weak: RunCfg
+    target: RunCfg
+    control: str = "weak"
+    freeze_a: bool = False
+
+    def run(self, seed: int, *, desc: str = "GrokTransfer", progress: bool | None = None,
+            callback: Callable[[History], Any] | None = None) -> Run:
+        weak = train_run(self.weak, seed, desc=f"weak model seed {seed}", progress=progress)
+        start = Start(weak, self.control, self.freeze_a)
+        return train_run(self.target, seed, start=start, desc=f"{desc} seed {seed}",
+                         progress=progress, callback=callback)
+
+
+Method = RunCfg | GrokTransfer
+
+
+def run_method(method: Method, seed: int, *, desc: str = "", progress: bool | None = None,
+               callback: Callable[[History], Any] | None = None) -> Run:
+    """One run of a method: a :class:`~grokbook.config.RunCfg` or a :class:`GrokTransfer`."""
+    if isinstance(method, GrokTransfer):
+        return method.run(seed, desc=desc or "GrokTransfer", progress=progress,
+                          callback=callback)
+    return train_run(method, seed, desc=f"{desc} seed {seed}", progress=progress,
+                     callback=callback)
+
+
+def race(methods: dict[str, Method], seeds: Sequence[int], *,
+         progress: bool | None = None) -> dict[str, list[Run]]:
+    """Every method on the same seeds: ``{name: [Run per seed]}``. A GrokTransfer run keeps its
+    weak run (``Run.weak``) so that costs include it."""
+    if not methods:
+        raise ValueError("methods must name at least one method")
+    return {name: [run_method(method, seed, desc=name, progress=progress) for seed in seeds]
+            for name, method in methods.items()}
+
+
+def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
+                    progress: bool | None = None) -> Run:
+    """GrokTransfer whose ``A @ B`` is merged into one trainable matrix after ``merge_at``
+    epochs (the paper's Fig. 15b ablation); AdamW restarts at the merge. The History covers
+    both parts (``History.followed_by``); the target's budget is the whole run's."""
+    target = method.target
+    if not 0 < merge_at < target.budget.epochs:
+        raise ValueError(f"merge_at must lie strictly between 0 and the target's epochs "
+                         f"({target.budget.epochs}), got {merge_at!r}")
+    weak = train_run(method.weak, seed, desc=f"weak model seed {seed}", progress=progress)
+    start = Start(weak, method.control, method.freeze_a)
+    spec = _spec(target, seed, start, "single", merge_at=merge_at)
+    run_key = cache.key(spec)
+    model = build_model(target, seed, start.embedding(seed), start.freeze_a)
+    entry = cache.load(run_key)
+    if entry is not None:
+        return Run(target, seed, entry.history, _restore(transfer.merge(model), entry.state),
+                   run_key, cached=True, weak=weak)
+    data = make_data(target.data, seed)
+    before = replace(target, budget__epochs=merge_at, budget__stop_acc=None)
+    first = _fit(before, model, data, f"before merging, seed {seed}", progress, None)
+    after = replace(target, budget__epochs=target.budget.epochs - merge_at)
+    rest = _fit(after, transfer.merge(model), data, f"merged, seed {seed}", progress, None)
+    history = first.followed_by(rest)
+    cache.store(run_key, history, model.state_dict(), spec)
+    return Run(target, seed, history, model, run_key, weak=weak)
+
+
+@dataclass
+class Timer:
+    """Wall time of a block (``with Timer() as t: ...; t.seconds``)."""
+
+    seconds: float = 0.0
+    _start: float = field(default=0.0, repr=False)
+
+    def __enter__(self) -> Timer:
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.seconds = time.perf_counter() - self._start
+
+
+# ---- the XOR theory (chapter 3) ---------------------------------------------------------------
+
+def xor_normal_run(P, data, *, seed: int = 0, callback: Callable[[History], Any] | None = None,
+                   progress: bool | None = None) -> tuple[nn.Module, History]:
+    """The wide two-layer ReLU network of profile ``P`` (``grokbook.profiles.xor``) trained
+    normally on ``data``, recording the noise-to-signal ratio ``r_W``: the delayed run."""
+    from grokbook import xor
+
+    model = xor.TwoLayerReLU(P.p if data is None else data.x_train.shape[1], **P.wide, seed=seed)
+    history = xor.fit(model, data, P.wide_epochs, P.lr, P.weight_decay, P.eval_every,
+                      measures={"r_W": lambda m: xor.noise_to_signal(m.hidden.weight)},
+                      callback=callback, progress=progress, desc="wide network")
+    return model, history
+
+
+def xor_weak_run(P, data, seed: int, epochs: int | None = None,
+                 eval_every: int = 50) -> tuple[nn.Module, History]:
+    """A weak three-neuron network of profile ``P`` trained on ``data`` from ``seed``."""
+    from grokbook import xor
+
+    model = xor.TwoLayerReLU(data.x_train.shape[1], 3, **P.weak, seed=seed)
+    history = xor.fit(model, data, epochs or P.weak_epochs, P.lr, P.weight_decay,
+                      eval_every=eval_every, progress=False)
+    return model, history
+
+
+def xor_transfer_step(P, weak_model: nn.Module, data, seed: int, step: float | None = None,
+                      embedding: torch.Tensor | None = None) -> History:
+    """Theorem 3.2's experiment: the wide target built on the weak model's first layer (or on
+    ``embedding``) takes ONE gradient step of size ``step`` (default ``P.step``)."""
+    from grokbook import xor
+
+    weight = weak_model.hidden.weight.detach().T if embedding is None else embedding
+    target = xor.TransferredNet(weight, P.m, P.v_init, seed=seed)
+    return xor.one_step(target, data, P.step if step is None else step)

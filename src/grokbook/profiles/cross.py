@@ -1,0 +1,102 @@
+"""Chapter 5, "From a small FNN to a Transformer".
+
+ci and book: chapter 1's Transformer (one layer, d_model 64; the paper's Fig. 8b has two layers
+of 128) on a+b mod 59 with 50% train, a weak FNN stopped when it first reaches 30% test (the
+paper's rule). GrokTransfer trains with (lr, wd) = (1e-2, 0.1); plain training and GrokFast with
+the paper's GrokFast setting (1e-2, 1) (Fig. 8b), GrokFast's filters at their authors' defaults.
+``low_wd``: plain training and GrokFast again at weight decay 0.1, where plain training is slow.
+ci: the book's seeds 1 and 2 and shorter budgets (a smaller Transformer, d_model 32, did not
+take the transfer on two of three seeds). paper: the 8-layer Transformer of Fig. 8a (d_model
+512, d_mlp 512, 4 heads of 128) on a+b mod 113 with 30% train, its triples GrokTransfer
+(0.7, 1e-3, 1), scratch (0.4, 5e-4, 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grokbook.config import (
+    BudgetCfg,
+    FNNCfg,
+    GrokFastCfg,
+    ModularCfg,
+    OptimCfg,
+    RunCfg,
+    TransformerCfg,
+    replace,
+)
+from grokbook.experiments import GrokTransfer, Method
+
+METHODS = ("GrokTransfer", "plain", "GrokFast-EMA", "GrokFast-MA")
+
+
+@dataclass(frozen=True)
+class Cross:
+    """``weak``: the weak FNN's run; ``target``: the Transformer trained from ``A @ B``;
+    ``plain``: the Transformer trained from scratch; ``ema``, ``ma``: GrokFast's filters;
+    ``low_wd_seeds``, ``low_wd``: the weak-weight-decay comparison."""
+
+    name: str
+    seeds: tuple[int, ...]
+    weak: RunCfg
+    target: RunCfg
+    plain: RunCfg
+    ema: GrokFastCfg
+    ma: GrokFastCfg
+    low_wd_seeds: tuple[int, ...]
+    low_wd: float
+    low_wd_epochs: int
+
+    @property
+    def p(self) -> int:
+        return self.plain.data.p
+
+    @property
+    def frac(self) -> float:
+        return self.plain.data.frac
+
+    def methods(self, **plain_changes) -> dict[str, Method]:
+        """The four methods of the race; ``plain_changes`` change plain training and GrokFast
+        (``optim__weight_decay=0.1``, ...), not GrokTransfer."""
+        plain = replace(self.plain, **plain_changes)
+        return {"GrokTransfer": GrokTransfer(self.weak, self.target), "plain": plain,
+                "GrokFast-EMA": replace(plain, grad_transform=self.ema),
+                "GrokFast-MA": replace(plain, grad_transform=self.ma)}
+
+    def low_wd_methods(self) -> dict[str, Method]:
+        """Plain training and GrokFast at the low weight decay."""
+        methods = self.methods(optim__weight_decay=self.low_wd,
+                               budget__epochs=self.low_wd_epochs)
+        return {name: methods[name] for name in METHODS[1:]}
+
+
+_DATA = ModularCfg("add", 59, 0.5)
+_STOP = {"stop_acc": 0.97, "stop_patience": 3}
+_TRANSFORMER = TransformerCfg(d_model=64, n_heads=4, d_mlp=256, n_layers=1, init_scale=0.5)
+BOOK = Cross(
+    name="book", seeds=(0, 1, 2),
+    weak=RunCfg(data=_DATA, model=FNNCfg(d_embed=6, width=16, depth=2),
+                optim=OptimCfg(lr=1e-2, weight_decay=0.1),
+                budget=BudgetCfg(4000, eval_every=10, stop_acc=0.3, stop_patience=1)),
+    target=RunCfg(data=_DATA, model=_TRANSFORMER,
+                  optim=OptimCfg(lr=1e-2, weight_decay=0.1, warmup_steps=10),
+                  budget=BudgetCfg(1000, eval_every=10, **_STOP)),
+    plain=RunCfg(data=_DATA, model=_TRANSFORMER,
+                 optim=OptimCfg(lr=1e-2, weight_decay=1.0, warmup_steps=10),
+                 budget=BudgetCfg(2000, eval_every=10, **_STOP)),
+    ema=GrokFastCfg("ema", alpha=0.98, lamb=2.0), ma=GrokFastCfg("ma", window=100, lamb=5.0),
+    low_wd_seeds=(0, 1), low_wd=0.1, low_wd_epochs=2000,
+)
+CI = replace(BOOK, name="ci", seeds=(1, 2), plain=replace(BOOK.plain, budget__epochs=1200),
+             low_wd_seeds=(0,), low_wd_epochs=1500)
+_PAPER = {"data__p": 113, "data__frac": 0.3, "budget__epochs": 10000, "budget__eval_every": 20}
+_PAPER_MODEL = {"model__d_model": 512, "model__d_mlp": 512, "model__n_layers": 8}
+PAPER = replace(
+    BOOK, name="paper",
+    weak=replace(BOOK.weak, **_PAPER, model__d_embed=4),
+    target=replace(BOOK.target, **_PAPER, **_PAPER_MODEL, model__init_scale=0.7,
+                   optim__lr=1e-3, optim__weight_decay=1.0),
+    plain=replace(BOOK.plain, **_PAPER, **_PAPER_MODEL, model__init_scale=0.4, optim__lr=5e-4),
+    low_wd_epochs=10000,
+)
+PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}

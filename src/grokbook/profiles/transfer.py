@@ -1,0 +1,149 @@
+"""Chapter 4, "Let a weak model grok for you": GrokTransfer for FNNs (paper Sec. 4, Figs. 6, 7).
+
+``weak[task]`` is the weak FNN's run (2 layers), stopped when its test accuracy first reaches
+50%; ``target[task]`` the 3-layer FNN trained from ``A @ B``; ``scratch[task]`` the same network
+trained from scratch. Both targets stop once test accuracy has held 97% for 3 evaluations.
+book: a+b and a*b mod 97 with 30% train; the weak model has d_embed 6 (the paper's 4 mostly
+learns a single Fourier frequency at our size, see the chapter) and, for a*b, width 32 (width 16
+stays below 50% test on half the seeds). ci: p 59 with half the table, a narrower target, a weak
+a*b model with d_W 8 and width 16, shorter budgets. paper: p = 113 with 25% train, weak d_embed 4
+/ width 16, target 128 / 512 and the paper's Fig. 1b triples: GrokTransfer (0.3, 5e-3, 3),
+scratch (1, 5e-2, 3).
+
+``random_seeds``, ``random_epochs``: the no-transfer control (a random A); ``sweep``: weak
+embeddings of other sizes and stopping points; ``ablations``: merging ``A @ B`` after
+``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c). ``parity_*``:
+(40, 3)-sparse parity (Fig. 6c) with the paper's weak model (3 layers, width 16, stopped at 70%
+test) and its (lr, wd): GrokTransfer (1e-3, 1e-3), scratch (1e-2, 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from grokbook.config import (
+    BudgetCfg,
+    FNNCfg,
+    ModularCfg,
+    OptimCfg,
+    ParityCfg,
+    RunCfg,
+    VectorFNNCfg,
+    replace,
+)
+from grokbook.experiments import GrokTransfer
+
+
+@dataclass(frozen=True)
+class Transfer:
+    name: str
+    tasks: tuple[str, ...]
+    seeds: tuple[int, ...]
+    weak: dict[str, RunCfg]
+    target: dict[str, RunCfg]
+    scratch: dict[str, RunCfg]
+    random_seeds: tuple[int, ...]
+    random_epochs: int
+    sweep: dict[str, Any]
+    ablations: dict[str, Any]
+    parity_seeds: tuple[int, ...]
+    parity_weak: RunCfg
+    parity_target: RunCfg
+    parity_scratch: RunCfg
+
+    @property
+    def p(self) -> int:
+        return self.target[self.tasks[0]].data.p
+
+    @property
+    def frac(self) -> float:
+        return self.target[self.tasks[0]].data.frac
+
+    def grok_transfer(self, task: str, weak: dict | None = None, **target_changes
+                      ) -> GrokTransfer:
+        """GrokTransfer on ``task``; ``weak`` and ``target_changes`` change the weak run and
+        the target run (``config.replace`` fields, e.g. ``budget__epochs=1000``)."""
+        return GrokTransfer(replace(self.weak[task], **(weak or {})),
+                            replace(self.target[task], **target_changes))
+
+    def parity_transfer(self) -> GrokTransfer:
+        return GrokTransfer(self.parity_weak, self.parity_target)
+
+
+def _tasks(p: int, frac: float, tasks: tuple[str, ...], **runs: RunCfg) -> dict:
+    """Per task, the same run on that task's table."""
+    return {name: {task: replace(run, data=ModularCfg(task, p, frac)) for task in tasks}
+            for name, run in runs.items()}
+
+
+_TARGET_STOP = {"stop_acc": 0.97, "stop_patience": 3}
+_WEAK = RunCfg(model=FNNCfg(d_embed=6, width=16, depth=2),
+               optim=OptimCfg(lr=1e-2, weight_decay=0.1),
+               budget=BudgetCfg(4000, eval_every=10, stop_acc=0.5, stop_patience=1))
+_TARGET = RunCfg(model=FNNCfg(d_embed=32, width=128, depth=3),
+                 optim=OptimCfg(lr=1e-2, weight_decay=0.1),
+                 budget=BudgetCfg(3000, eval_every=10, **_TARGET_STOP))
+_SCRATCH = replace(_TARGET, optim__weight_decay=1.0, budget__epochs=4000)
+_BOOK_RUNS = _tasks(97, 0.3, ("add", "mul"), weak=_WEAK, target=_TARGET, scratch=_SCRATCH)
+_PARITY = ParityCfg(n_bits=40, k=3, n_train=1000, n_test=2000)
+BOOK = Transfer(
+    name="book", tasks=("add", "mul"), seeds=(0, 1, 2),
+    weak={**_BOOK_RUNS["weak"], "mul": replace(_BOOK_RUNS["weak"]["mul"], model__width=32)},
+    target=_BOOK_RUNS["target"], scratch=_BOOK_RUNS["scratch"],
+    random_seeds=(0,), random_epochs=2000,
+    sweep={"seeds": (0, 1), "d_embed": (2, 4), "stops": (0.2, 0.35), "epochs": 1000},
+    ablations={"seeds": (0, 1), "merge_at": 100, "epochs": 1500},
+    parity_seeds=(0, 1, 2),
+    parity_weak=RunCfg(data=_PARITY, model=VectorFNNCfg(d_embed=16, width=16, depth=3),
+                       optim=OptimCfg(lr=1e-2, weight_decay=1e-3), loss="logistic",
+                       budget=BudgetCfg(3000, eval_every=10, stop_acc=0.7, stop_patience=1)),
+    parity_target=RunCfg(data=_PARITY, model=VectorFNNCfg(d_embed=128, width=128, depth=3),
+                         optim=OptimCfg(lr=1e-3, weight_decay=1e-3), loss="logistic",
+                         budget=BudgetCfg(2000, eval_every=10, **_TARGET_STOP)),
+    parity_scratch=RunCfg(data=_PARITY, model=VectorFNNCfg(d_embed=128, width=128, depth=3),
+                          optim=OptimCfg(lr=1e-2, weight_decay=1.0), loss="logistic",
+                          budget=BudgetCfg(4000, eval_every=10, **_TARGET_STOP)),
+)
+
+_CI_DATA = {"data__p": 59, "data__frac": 0.5}
+CI = replace(
+    BOOK, name="ci",
+    weak={"add": replace(BOOK.weak["add"], **_CI_DATA),
+          "mul": replace(BOOK.weak["mul"], **_CI_DATA, model__d_embed=8, model__width=16)},
+    target={t: replace(r, **_CI_DATA, model__width=64, budget__epochs=1500)
+            for t, r in BOOK.target.items()},
+    scratch={t: replace(r, **_CI_DATA, model__width=64, budget__epochs=2500)
+             for t, r in BOOK.scratch.items()},
+    random_epochs=1500,
+    sweep={**BOOK.sweep, "seeds": (0, 1, 2), "epochs": 800},
+    ablations={**BOOK.ablations, "merge_at": 50, "epochs": 800},
+    parity_seeds=(0, 1),
+    parity_target=replace(BOOK.parity_target, model__d_embed=64, model__width=64,
+                          budget__epochs=1000),
+    parity_scratch=replace(BOOK.parity_scratch, model__d_embed=64, model__width=64,
+                           budget__epochs=1500),
+)
+
+_PAPER_DATA = {"data__p": 113, "data__frac": 0.25, "budget__eval_every": 20}
+_PAPER_TARGET = {"model__d_embed": 128, "model__width": 512, "budget__epochs": 10000}
+PAPER = replace(
+    BOOK, name="paper",
+    weak={t: replace(r, **_PAPER_DATA, model__d_embed=4, model__width=16, budget__epochs=10000)
+          for t, r in BOOK.weak.items()},
+    target={t: replace(r, **_PAPER_DATA, **_PAPER_TARGET, model__init_scale=0.3,
+                       optim__lr=5e-3, optim__weight_decay=3.0)
+            for t, r in BOOK.target.items()},
+    scratch={t: replace(r, **_PAPER_DATA, **_PAPER_TARGET, optim__lr=5e-2,
+                        optim__weight_decay=3.0)
+             for t, r in BOOK.scratch.items()},
+    random_seeds=(0, 1), random_epochs=10000,
+    sweep={"seeds": (0, 1, 2), "d_embed": (2, 8), "stops": (0.1, 0.2, 0.3, 0.4), "epochs": 5000},
+    ablations={"seeds": (0, 1, 2), "merge_at": 100, "epochs": 10000},
+    parity_weak=replace(BOOK.parity_weak, budget__epochs=10000, budget__eval_every=20),
+    parity_target=replace(BOOK.parity_target, model__width=512, budget__epochs=10000,
+                          budget__eval_every=20),
+    parity_scratch=replace(BOOK.parity_scratch, model__width=512, budget__epochs=10000,
+                           budget__eval_every=20),
+)
+PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
