@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from grokbook import embeddings
+from grokbook import embeddings, measures, models
 from grokbook.measures import NTKChange
 from grokbook.models import FNN, make_model
 from grokbook.tasks import modular_arithmetic
@@ -56,7 +56,7 @@ def test_unknown_embedding_and_bad_inputs_raise_clear_errors():
 def test_fnn_reads_a_fixed_embedding_that_training_leaves_alone():
     table = embeddings.fourier(11)
     model = FNN(11, 11, width=16, depth=3, init_scale=2.0,
-                embedding=embeddings.FixedEmbedding(table))
+                embedding=models.FixedEmbedding(table))
     assert model.layers[0].in_features == 2 * table.shape[1]
     train(model, modular_arithmetic("add", 11, 0.5), epochs=5, lr=0.1, weight_decay=1.0)
     torch.testing.assert_close(model.embed.table, table)
@@ -65,7 +65,7 @@ def test_fnn_reads_a_fixed_embedding_that_training_leaves_alone():
 
 def test_fnn_rejects_an_embedding_of_another_vocabulary():
     with pytest.raises(ValueError, match="embedding has 7 rows but vocab_size is 11"):
-        FNN(11, 11, embedding=embeddings.FixedEmbedding(embeddings.one_hot(7)))
+        FNN(11, 11, embedding=models.FixedEmbedding(embeddings.one_hot(7)))
 
 
 def direct_kernel(model, probe, n_classes):
@@ -99,16 +99,17 @@ def test_ntk_change_is_a_training_measure():
     assert history.extras["ntk_change"][0] == 0.0 and history.extras["ntk_change"][1] > 0
 
 
-def test_the_stored_text_embedding_has_a_row_per_number_name():
-    import pathlib
-
+def test_the_stored_text_embedding_ships_in_the_package_with_a_row_per_number_name():
     import numpy as np
 
-    path = pathlib.Path(__file__).parents[1] / "book" / "data" / "number_names_minilm.npy"
-    table = embeddings.from_table(np.load(path)[:59], p=59)
+    table = embeddings.from_table(np.load(embeddings.TEXT_TABLE)[:59], p=59)
     assert table.shape == (59, 384) and torch.isfinite(table).all()
     similarity = table @ table.T
     assert similarity[21, 22] > similarity[21, 55]  # "twenty-one" is nearer "twenty-two"
+    text = embeddings.make_table("text", 59)
+    assert text.shape[0] == 59 and torch.allclose(text @ text.T, similarity, atol=1e-5)
+    with pytest.raises(ValueError, match="p must be at most 113"):
+        embeddings.text(127)
 
 
 def test_row_space_keeps_every_inner_product_in_fewer_coordinates():
@@ -121,12 +122,12 @@ def test_row_space_keeps_every_inner_product_in_fewer_coordinates():
 
 
 def test_principal_components_of_a_circle_explain_all_its_variance():
-    coords, explained = embeddings.principal_components(embeddings.fourier(13, (1,)), k=2)
+    coords, explained = measures.principal_components(embeddings.fourier(13, (1,)), k=2)
     assert coords.shape == (13, 2)
     torch.testing.assert_close(explained.sum(), torch.tensor(1.0))
     torch.testing.assert_close(coords.norm(dim=1), torch.ones(13), atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="k must be at most"):
-        embeddings.principal_components(embeddings.fourier(13, (1,)), k=3)
+        measures.principal_components(embeddings.fourier(13, (1,)), k=3)
 
 
 def test_relative_ntk_change_divides_by_the_previous_kernel():
@@ -145,11 +146,11 @@ def test_the_fourier_spectrum_finds_the_circle_a_table_is_made_of():
     a = torch.arange(p, dtype=torch.float64)
     circle = torch.stack([torch.cos(2 * torch.pi * 5 * a / p),
                           torch.sin(2 * torch.pi * 5 * a / p)], 1)
-    power = embeddings.fourier_spectrum(circle)
+    power = measures.fourier_spectrum(circle)
     assert power.shape == (p // 2,)
     assert power[4] == pytest.approx(1.0, abs=1e-6)  # frequency 5 is index 4
     two = torch.cat([circle, torch.cos(2 * torch.pi * 3 * a / p)[:, None]], 1)
-    shares = embeddings.fourier_spectrum(two)
+    shares = measures.fourier_spectrum(two)
     assert shares.sum() == pytest.approx(1.0)
     assert set(shares.argsort(descending=True)[:2].tolist()) == {2, 4}
 
@@ -163,16 +164,16 @@ def test_the_fourier_spectrum_reads_rows_in_the_given_order():
     # a table that is a circle over the discrete log of each nonzero number (row 0 unused)
     angle = torch.tensor([0.0] + [2 * torch.pi * log[v] / (p - 1) for v in range(1, p)])
     table = torch.stack([angle.cos(), angle.sin()], 1)
-    assert embeddings.fourier_spectrum(table, order)[0] == pytest.approx(1.0, abs=1e-6)
-    assert embeddings.fourier_spectrum(table).max() < 0.9  # in number order: no single circle
+    assert measures.fourier_spectrum(table, order)[0] == pytest.approx(1.0, abs=1e-6)
+    assert measures.fourier_spectrum(table).max() < 0.9  # in number order: no single circle
     with pytest.raises(ValueError, match="2-D"):
-        embeddings.fourier_spectrum(torch.zeros(5))
+        measures.fourier_spectrum(torch.zeros(5))
 
 
 def test_frequency_plane_finds_each_circle_of_a_two_circle_table():
     table = embeddings.fourier(59, (5, 7))
     for k in (5, 7):
-        xy = embeddings.frequency_plane(table, k)
+        xy = measures.frequency_plane(table, k)
         radius = xy.norm(dim=1)
         torch.testing.assert_close(radius, torch.full_like(radius, radius[0].item()))
         step = torch.atan2(xy[1, 1], xy[1, 0]) - torch.atan2(xy[0, 1], xy[0, 0])
@@ -180,4 +181,4 @@ def test_frequency_plane_finds_each_circle_of_a_two_circle_table():
             or torch.isclose(2 * math.pi - step.abs() % (2 * math.pi),
                              torch.tensor(2 * math.pi * k / 59))
     with pytest.raises(ValueError, match=r"k must be an integer frequency in 1..29"):
-        embeddings.frequency_plane(table, 30)
+        measures.frequency_plane(table, 30)

@@ -2,25 +2,29 @@
 
 Modules, one idea each:
 
-- ``tasks``: data sets (modular arithmetic tables, sparse parity);
-- ``models``: the bias-free FNNs (token and vector inputs) and the Nanda-style Transformer;
-- ``embeddings``: fixed input embeddings (one-hot, binary, Fourier, a stored table);
-- ``train``: the one training loop and its ``History``;
-- ``ensemble``: many models of one architecture trained as one vectorized run;
-- ``accelerators``: gradient transforms (GrokFast's EMA and MA filters);
-- ``transfer``: GrokTransfer, a weak model's embedding ``A`` in a target as ``A @ B``;
-- ``xor``: the XOR cluster problem of the theory chapter, its networks and measures;
-- ``measures``: time gap, epochs to an accuracy, weight norm, NTK change;
-- ``claims``: the checks that end every chapter;
-- ``profiles``: the ci / book / paper sizes of each chapter;
-- ``plots``, ``widgets``: one figure style, live controls;
+The flow is settings -> experiment -> History -> measure -> figure / claim:
+
+- ``config``: typed, validated settings (data, model, optimizer, budget, gradient transform, run);
+- ``profiles``: every chapter's ci / book / paper settings, one module per chapter;
+- ``experiments``: the recipes the chapters share (a run, a stack, a grid, GrokTransfer, a race),
+  every run through ``cache`` (load or train, keyed by settings, seed and code version);
+- ``tasks``: data sets (modular arithmetic, sparse parity, XOR clusters);
+- ``embeddings``: fixed input tables (one-hot, binary, Fourier, text);
+- ``models``: the bias-free FNNs, the Nanda-style Transformer, the XOR theory's networks;
+- ``train``: the one training loop; ``ensemble``: a stack of models trained as one;
+- ``accelerators``: gradient transforms (GrokFast); ``transfer``: GrokTransfer's ``A @ B``;
+- ``history``: a run's measurements, saved as strict versioned JSON; ``files``: atomic writes;
+- ``measures``: time gap, spectra, NTK change, r_W; ``stats``: statistics over seeds with runs
+  that never got there censored at their budget; ``claims``: the checks that end a chapter;
+- ``plots``, ``widgets``: one figure style, one explorer base;
 - ``chapters``, ``bench``, ``cli``: execute the book, measure speed, the ``grokbook`` command.
 """
 
+from grokbook.history import History
 from grokbook.measures import epochs_to, summary, time_gap, weight_norm
 from grokbook.models import FNN, Transformer, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
-from grokbook.train import History, train
+from grokbook.train import train
 
 __version__ = "0.1.0"
 __all__ = ["FNN", "History", "OPERATIONS", "Transformer", "epochs_to", "make_model",

@@ -54,7 +54,8 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
             progress: bool = False) -> Path:
     """Execute one chapter at ``profile`` and write it, cleaned, to ``output``.
 
-    ``output`` None writes the chapter back in place (what ``make book`` does). Raises
+    ``output`` None writes the chapter back in place (what ``make book`` does). At ``ci`` the
+    run cache is off unless ``$GROKBOOK_CACHE`` says otherwise. Raises
     papermill's ``PapermillExecutionError`` when a cell fails, a claims cell included.
     """
     import papermill
@@ -63,9 +64,12 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
     profile = resolve(profile)
     output = Path(output) if output is not None else path
     output.parent.mkdir(parents=True, exist_ok=True)
-    previous = {key: os.environ.get(key) for key in ("GROKBOOK_PROFILE", "GROKBOOK_PROGRESS")}
+    previous = {key: os.environ.get(key)
+                for key in ("GROKBOOK_PROFILE", "GROKBOOK_PROGRESS", "GROKBOOK_CACHE")}
     os.environ["GROKBOOK_PROFILE"] = profile
     os.environ["GROKBOOK_PROGRESS"] = "0"
+    if profile == "ci" and previous["GROKBOOK_CACHE"] is None:
+        os.environ["GROKBOOK_CACHE"] = "off"  # ci runs check the code as it is: never a cache
     try:
         notebook = papermill.execute_notebook(
             str(path), None, kernel_name=KERNEL, cwd=str(path.parent), progress_bar=progress,

@@ -1,10 +1,12 @@
-"""Fixed input embeddings of the numbers 0..p-1, and the module that feeds them to a network.
+"""Fixed input embeddings of the numbers 0..p-1: the tables of chapter 2.
 
 Section 2.1 of the GrokTransfer paper (Xu et al., 2025) trains the same FNN on a+b mod p with a
 FIXED embedding of each operand and finds that the embedding decides whether generalization is
-delayed. The tables here: one-hot, binary, Fourier; a table computed elsewhere (a pretrained text
-embedding) comes in through :func:`from_table`. Every table's rows are scaled to unit norm, as in
-the paper, so the embeddings differ in geometry, not in size.
+delayed. The tables here: one-hot, binary, Fourier and a pretrained text embedding of each
+number's name (stored in the package); any other table comes in through :func:`from_table`.
+Every table's rows are scaled to unit norm, as in the paper, so the embeddings differ in
+geometry, not in size. A network reads a table through ``models.FixedEmbedding``; measures of a
+table's geometry (principal components, Fourier spectrum) live in ``measures``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from grokbook.checks import check_int
 
@@ -83,62 +84,6 @@ def row_space(table: torch.Tensor) -> torch.Tensor:
     return (u[:, :rank] * s[:rank]).to(table.dtype)
 
 
-def principal_components(table: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """Project the centred rows of ``table`` on its top ``k`` principal directions.
-
-    Returns ``(coordinates, explained)``: the ``(p, k)`` projections and the fraction of the
-    variance each direction explains, so a 2-D picture says how much of the table it shows.
-    """
-    check_int("k", k)
-    if table.dim() != 2 or k > min(table.shape):
-        raise ValueError(f"k must be at most min(table.shape) = {min(table.shape)} for a 2-D "
-                         f"table, got k={k} and shape {tuple(table.shape)}")
-    centred = table.double() - table.double().mean(dim=0)
-    u, s, _ = torch.linalg.svd(centred, full_matrices=False)
-    explained = s.pow(2) / s.pow(2).sum().clamp_min(1e-300)
-    return (u[:, :k] * s[:k]).float(), explained[:k].float()
-
-
-def fourier_spectrum(table: torch.Tensor, order: list[int] | None = None) -> torch.Tensor:
-    """How a table's rows vary over the tokens, by frequency: the share of its (mean-free)
-    power at each frequency ``k = 1, ..., n // 2`` of a discrete Fourier transform over the
-    ``n`` rows taken in ``order`` (default: token order). Shares sum to 1.
-
-    An embedding that adds mod p well is made of a few circles ``cos(2 pi k a / p)``,
-    ``sin(2 pi k a / p)``: its spectrum has a few peaks. For multiplication, pass
-    ``tasks.discrete_log_order(p)``: in that order the same picture appears.
-    """
-    if table.dim() != 2:
-        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
-                         f"{tuple(table.shape)}")
-    rows = table.double() if order is None else table.double()[list(order)]
-    power = torch.fft.rfft(rows, dim=0).abs().pow(2).sum(dim=1)[1:]
-    if len(rows) % 2 == 0:  # the Nyquist frequency has no mirror image: count it once
-        power[-1] /= 2
-    return (power / power.sum().clamp_min(1e-300)).float()
-
-
-def frequency_plane(table: torch.Tensor, k: int) -> torch.Tensor:
-    """Each row of ``table`` seen in the plane where the table varies at frequency ``k``.
-
-    The (mean-free) rows are projected on the two directions ``sum_a cos(2 pi k a / n) row_a``
-    and ``sum_a sin(2 pi k a / n) row_a``, made orthonormal. A table holding a circle at
-    frequency ``k`` shows it here as a circle, token ``a`` at angle ``2 pi k a / n``, however
-    many other frequencies it also holds; principal components mix them. Returns ``(n, 2)``.
-    """
-    if table.dim() != 2:
-        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
-                         f"{tuple(table.shape)}")
-    n = len(table)
-    if not (isinstance(k, int) and 1 <= k <= n // 2):
-        raise ValueError(f"k must be an integer frequency in 1..{n // 2}, got {k!r}")
-    rows = table.double() - table.double().mean(dim=0)
-    angles = 2 * math.pi * k * torch.arange(n, dtype=torch.float64) / n
-    directions = torch.stack([angles.cos() @ rows, angles.sin() @ rows], dim=1)
-    basis, _ = torch.linalg.qr(directions)
-    return (rows @ basis).float()
-
-
 TEXT_TABLE = Path(__file__).parent / "data" / "number_names_minilm.npy"
 
 
@@ -164,23 +109,3 @@ def make_table(name: str, p: int) -> torch.Tensor:
     return BUILDERS[name](p)
 
 
-class FixedEmbedding(nn.Module):
-    """Looks tokens up in a fixed table (a buffer: not trained, not scaled, not decayed)."""
-
-    def __init__(self, table: torch.Tensor):
-        super().__init__()
-        if table.dim() != 2:
-            raise ValueError(f"table must be 2-D (vocabulary x dimension), "
-                             f"got shape {tuple(table.shape)}")
-        self.register_buffer("table", table.float().clone())
-
-    @property
-    def num_embeddings(self) -> int:
-        return self.table.shape[0]
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.table.shape[1]
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.table[tokens]

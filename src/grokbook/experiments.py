@@ -36,10 +36,16 @@ from grokbook.config import (
     replace,
     to_dict,
 )
-from grokbook.embeddings import FixedEmbedding, make_table
+from grokbook.embeddings import make_table
 from grokbook.history import History
-from grokbook.measures import NTKChange, seconds_to
-from grokbook.models import VectorFNN, make_model
+from grokbook.measures import NTKChange, noise_to_signal, seconds_to
+from grokbook.models import (
+    FixedEmbedding,
+    TransferredNet,
+    TwoLayerReLU,
+    VectorFNN,
+    make_model,
+)
 from grokbook.stats import Censored
 from grokbook.tasks import modular_arithmetic, sparse_parity
 from grokbook.train import train
@@ -374,36 +380,73 @@ class Timer:
 
 # ---- the XOR theory (chapter 3) ---------------------------------------------------------------
 
+def sgd_fit(model: nn.Module, data, epochs: int, lr: float, weight_decay: float = 0.0,
+            eval_every: int = 10, **options) -> History:
+    """Full-batch gradient descent on the logistic loss, as in the theory: plain SGD with
+    PyTorch's (coupled) weight decay, ``theta <- (1 - lr * weight_decay) theta - lr * grad``.
+    ``options`` go to :func:`grokbook.train.train` (``measures``, ``callback``, ``desc``...)."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return train(model, data, epochs=epochs, loss="logistic", optimizer=optimizer,
+                 eval_every=eval_every, **options)
+
+
+def one_step(target: nn.Module, data, step: float) -> History:
+    """Theorem 3.2's experiment: ONE gradient step of size ``step`` on the target, no weight
+    decay. The History holds the accuracies before (epoch 0) and after (epoch 1) the step."""
+    return sgd_fit(target, data, epochs=1, lr=step, eval_every=1, progress=False)
+
+
+def _cached(spec: dict[str, Any], build: Callable[[], nn.Module],
+            fit: Callable[[nn.Module], History],
+            on_hit: Callable[[History], Any] | None = None) -> tuple[nn.Module, History]:
+    """Load-or-train for runs that are not a :class:`~grokbook.config.RunCfg` (the XOR
+    theory's networks): ``spec`` (plain data) must decide the result; ``on_hit`` is called
+    with a loaded History (a live widget's callback)."""
+    run_key = cache.key(spec)
+    model = build()
+    entry = cache.load(run_key)
+    if entry is not None:
+        if on_hit is not None:
+            on_hit(entry.history)
+        return _restore(model, entry.state), entry.history
+    history = fit(model)
+    cache.store(run_key, history, model.state_dict(), spec)
+    return model, history
+
+
+def _xor_spec(kind: str, P, data, seed: int, **more) -> dict[str, Any]:
+    return {"xor": kind, "data": {"n": len(data.y_train), "n_test": len(data.y_test),
+                                  "p": data.p, "eps": data.eps, "seed": data.seed},
+            "lr": P.lr, "weight_decay": P.weight_decay, "seed": seed, **more}
+
+
 def xor_normal_run(P, data, *, seed: int = 0, callback: Callable[[History], Any] | None = None,
                    progress: bool | None = None) -> tuple[nn.Module, History]:
     """The wide two-layer ReLU network of profile ``P`` (``grokbook.profiles.xor``) trained
     normally on ``data``, recording the noise-to-signal ratio ``r_W``: the delayed run."""
-    from grokbook import xor
-
-    model = xor.TwoLayerReLU(P.p if data is None else data.x_train.shape[1], **P.wide, seed=seed)
-    history = xor.fit(model, data, P.wide_epochs, P.lr, P.weight_decay, P.eval_every,
-                      measures={"r_W": lambda m: xor.noise_to_signal(m.hidden.weight)},
-                      callback=callback, progress=progress, desc="wide network")
-    return model, history
+    def fit(model):
+        return sgd_fit(model, data, P.wide_epochs, P.lr, P.weight_decay, P.eval_every,
+                       measures={"r_W": lambda m: noise_to_signal(m.hidden.weight)},
+                       callback=callback, progress=progress, desc="wide network")
+    spec = _xor_spec("wide", P, data, seed, net=P.wide, epochs=P.wide_epochs,
+                     eval_every=P.eval_every)
+    return _cached(spec, lambda: TwoLayerReLU(data.p, **P.wide, seed=seed), fit, callback)
 
 
 def xor_weak_run(P, data, seed: int, epochs: int | None = None,
                  eval_every: int = 50) -> tuple[nn.Module, History]:
     """A weak three-neuron network of profile ``P`` trained on ``data`` from ``seed``."""
-    from grokbook import xor
-
-    model = xor.TwoLayerReLU(data.x_train.shape[1], 3, **P.weak, seed=seed)
-    history = xor.fit(model, data, epochs or P.weak_epochs, P.lr, P.weight_decay,
-                      eval_every=eval_every, progress=False)
-    return model, history
+    epochs = epochs or P.weak_epochs
+    spec = _xor_spec("weak", P, data, seed, net=P.weak, epochs=epochs, eval_every=eval_every)
+    return _cached(spec, lambda: TwoLayerReLU(data.p, 3, **P.weak, seed=seed),
+                   lambda model: sgd_fit(model, data, epochs, P.lr, P.weight_decay,
+                                         eval_every=eval_every, progress=False))
 
 
 def xor_transfer_step(P, weak_model: nn.Module, data, seed: int, step: float | None = None,
                       embedding: torch.Tensor | None = None) -> History:
     """Theorem 3.2's experiment: the wide target built on the weak model's first layer (or on
     ``embedding``) takes ONE gradient step of size ``step`` (default ``P.step``)."""
-    from grokbook import xor
-
     weight = weak_model.hidden.weight.detach().T if embedding is None else embedding
-    target = xor.TransferredNet(weight, P.m, P.v_init, seed=seed)
-    return xor.one_step(target, data, P.step if step is None else step)
+    target = TransferredNet(weight, P.m, P.v_init, seed=seed)
+    return one_step(target, data, P.step if step is None else step)

@@ -7,12 +7,15 @@ is grokking; a gap near zero is generalizing as fast as fitting.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call, jacrev, vmap
+
+from grokbook.checks import check_int
 
 if TYPE_CHECKING:
     from grokbook.history import History
@@ -167,3 +170,99 @@ class NTKChange:
                 change /= max(self.previous.norm().item(), 1e-30)
         self.previous = kernel
         return change
+
+
+# ---- the geometry of an embedding: principal components, Fourier spectrum ----------------------
+
+def principal_components(table: torch.Tensor, k: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
+    """Project the centred rows of ``table`` on its top ``k`` principal directions.
+
+    Returns ``(coordinates, explained)``: the ``(p, k)`` projections and the fraction of the
+    variance each direction explains, so a 2-D picture says how much of the table it shows.
+    """
+    check_int("k", k)
+    if table.dim() != 2 or k > min(table.shape):
+        raise ValueError(f"k must be at most min(table.shape) = {min(table.shape)} for a 2-D "
+                         f"table, got k={k} and shape {tuple(table.shape)}")
+    centred = table.double() - table.double().mean(dim=0)
+    u, s, _ = torch.linalg.svd(centred, full_matrices=False)
+    explained = s.pow(2) / s.pow(2).sum().clamp_min(1e-300)
+    return (u[:, :k] * s[:k]).float(), explained[:k].float()
+
+
+def fourier_spectrum(table: torch.Tensor, order: list[int] | None = None) -> torch.Tensor:
+    """How a table's rows vary over the tokens, by frequency: the share of its (mean-free)
+    power at each frequency ``k = 1, ..., n // 2`` of a discrete Fourier transform over the
+    ``n`` rows taken in ``order`` (default: token order). Shares sum to 1.
+
+    An embedding that adds mod p well is made of a few circles ``cos(2 pi k a / p)``,
+    ``sin(2 pi k a / p)``: its spectrum has a few peaks. For multiplication, pass
+    ``tasks.discrete_log_order(p)``: in that order the same picture appears.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
+                         f"{tuple(table.shape)}")
+    rows = table.double() if order is None else table.double()[list(order)]
+    power = torch.fft.rfft(rows, dim=0).abs().pow(2).sum(dim=1)[1:]
+    if len(rows) % 2 == 0:  # the Nyquist frequency has no mirror image: count it once
+        power[-1] /= 2
+    return (power / power.sum().clamp_min(1e-300)).float()
+
+
+def frequency_plane(table: torch.Tensor, k: int) -> torch.Tensor:
+    """Each row of ``table`` seen in the plane where the table varies at frequency ``k``.
+
+    The (mean-free) rows are projected on the two directions ``sum_a cos(2 pi k a / n) row_a``
+    and ``sum_a sin(2 pi k a / n) row_a``, made orthonormal. A table holding a circle at
+    frequency ``k`` shows it here as a circle, token ``a`` at angle ``2 pi k a / n``, however
+    many other frequencies it also holds; principal components mix them. Returns ``(n, 2)``.
+    """
+    if table.dim() != 2:
+        raise ValueError(f"table must be 2-D (vocabulary x dimension), got shape "
+                         f"{tuple(table.shape)}")
+    n = len(table)
+    if not (isinstance(k, int) and 1 <= k <= n // 2):
+        raise ValueError(f"k must be an integer frequency in 1..{n // 2}, got {k!r}")
+    rows = table.double() - table.double().mean(dim=0)
+    angles = 2 * math.pi * k * torch.arange(n, dtype=torch.float64) / n
+    directions = torch.stack([angles.cos() @ rows, angles.sin() @ rows], dim=1)
+    basis, _ = torch.linalg.qr(directions)
+    return (rows @ basis).float()
+
+
+# ---- the XOR theory's measures (chapter 3) ----------------------------------------------------
+
+# The four signal directions (+-1, +-1) / sqrt(2): two labelled +1, two labelled -1.
+DIRECTIONS = torch.tensor([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]]) / math.sqrt(2)
+DIRECTION_NAMES = ("(+,+)", "(-,-)", "(+,-)", "(-,+)")
+# Lemma 3.1: no bias-free ReLU network of three neurons classifies more than this.
+LEMMA_BOUND = 0.75
+
+
+def noise_to_signal(weight: torch.Tensor) -> float:
+    """``r_W``: the root-mean-square noise weight over the root-mean-square signal weight,
+    ``(||W_noise||_F / sqrt(p - 2)) / (||W_signal||_F / sqrt(2))`` for hidden weights ``W``
+    of shape ``(width, p)``. Small means the neurons look at the signal, not the noise."""
+    if weight.dim() != 2 or weight.shape[1] < 3:
+        raise ValueError(f"weight must be (width, p) with p >= 3, got {tuple(weight.shape)}")
+    p = weight.shape[1]
+    noise = weight[:, 2:].norm() / math.sqrt(p - 2)
+    signal = weight[:, :2].norm() / math.sqrt(2)
+    return (noise / signal).item()
+
+
+def alignment(weight: torch.Tensor) -> torch.Tensor:
+    """Cosine of each neuron's signal part ``(w_1, w_2)`` with the four directions, in the
+    order of ``DIRECTIONS``: shape ``(width, 4)``; 1 means the neuron points exactly there."""
+    if weight.dim() != 2 or weight.shape[1] < 2:
+        raise ValueError(f"weight must be (width, p) with p >= 2, got {tuple(weight.shape)}")
+    signal = weight[:, :2]
+    return signal @ DIRECTIONS.T / signal.norm(dim=1, keepdim=True).clamp_min(1e-30)
+
+
+def covered_directions(weight: torch.Tensor, threshold: float = 0.9) -> list[str]:
+    """The directions (names from ``DIRECTION_NAMES``) that some neuron points at, with cosine
+    at least ``threshold``: Theorem 3.2's premise is a weak model covering three of the four."""
+    cosines = alignment(weight)
+    return [name for name, column in zip(DIRECTION_NAMES, cosines.T)
+            if bool((column >= threshold).any())]

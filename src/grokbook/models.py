@@ -50,7 +50,7 @@ class FNN(nn.Module):
     ``f(a, b) = W_depth relu(... relu(W_1 [E a; E b]))``: ``depth`` weight matrices after the
     embedding ``E`` (``depth=3`` is the GrokTransfer paper's "3-layer FNN"), hidden width
     ``width``, no biases anywhere. ``embedding`` replaces the learned ``nn.Embedding`` with any
-    module of ``vocab_size`` rows (a ``grokbook.embeddings.FixedEmbedding``, or GrokTransfer's
+    module of ``vocab_size`` rows (a ``grokbook.models.FixedEmbedding``, or GrokTransfer's
     ``grokbook.transfer.LowRankEmbedding``); ``d_embed`` is then its dimension, and
     ``init_scale`` leaves it as its maker initialised it.
     """
@@ -234,3 +234,79 @@ def make_model(kind: str, vocab_size: int, n_classes: int, seed: int = 0,
         torch.manual_seed(seed)
         return MODELS[kind](vocab_size, n_classes, **options)
 
+
+class FixedEmbedding(nn.Module):
+    """Looks tokens up in a fixed table (a buffer: not trained, not scaled, not decayed)."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        if table.dim() != 2:
+            raise ValueError(f"table must be 2-D (vocabulary x dimension), "
+                             f"got shape {tuple(table.shape)}")
+        self.register_buffer("table", table.float().clone())
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.table.shape[0]
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.table.shape[1]
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.table[tokens]
+
+
+# ---- the two-layer ReLU networks of the XOR theory (chapter 3) --------------------------------
+
+class TwoLayerReLU(nn.Module):
+    """``f(x) = sum_j a_j relu(<w_j, x>)``: bias-free, one real output.
+
+    Hidden weights ``w_j ~ N(0, w_init^2 I)``, output weights ``a_j ~ N(0, a_init^2)``, both
+    trained. ``hidden.weight`` (``width x p``) is what GrokTransfer transfers.
+    """
+
+    def __init__(self, p: int, width: int, w_init: float, a_init: float, seed: int = 0):
+        super().__init__()
+        check_int("p", p, minimum=3)
+        check_int("width", width)
+        for name, value in {"w_init": w_init, "a_init": a_init}.items():
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        self.hidden = nn.Linear(p, width, bias=False)
+        self.output = nn.Linear(width, 1, bias=False)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            self.hidden.weight.copy_(torch.randn(width, p, generator=generator) * w_init)
+            self.output.weight.copy_(torch.randn(1, width, generator=generator) * a_init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(torch.relu(self.hidden(x))).squeeze(-1)
+
+
+class TransferredNet(nn.Module):
+    """Theorem 3.2's target: ``f(x) = sum_j a_j relu(<v_j, U^T x>)``.
+
+    ``U`` (``p x k``, the weak model's hidden weights transposed) is fixed, the output weights
+    ``a_j`` are fixed at +-1/sqrt(m) (half of each), and only ``V`` (``m x k``, entries uniform
+    on ``{+-v_init}``) is trained.
+    """
+
+    def __init__(self, embedding: torch.Tensor, m: int, v_init: float, seed: int = 0):
+        super().__init__()
+        if embedding.dim() != 2:
+            raise ValueError(f"embedding must be a p x k matrix, got shape "
+                             f"{tuple(embedding.shape)}")
+        check_int("m", m, minimum=2)
+        if not v_init > 0:
+            raise ValueError(f"v_init must be positive, got {v_init!r}")
+        k = embedding.shape[1]
+        generator = torch.Generator().manual_seed(seed)
+        signs = torch.randint(0, 2, (m, k), generator=generator).float() * 2 - 1
+        self.register_buffer("embedding", embedding.detach().float().clone())
+        self.register_buffer("a", torch.where(torch.arange(m) % 2 == 0, 1.0, -1.0)
+                             / math.sqrt(m))
+        self.v = nn.Parameter(v_init * signs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.embedding @ self.v.T) @ self.a

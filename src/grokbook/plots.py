@@ -14,8 +14,13 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
-from grokbook.embeddings import fourier_spectrum, frequency_plane, principal_components
-from grokbook.measures import aligned, epochs_to
+from grokbook.measures import (
+    aligned,
+    epochs_to,
+    fourier_spectrum,
+    frequency_plane,
+    principal_components,
+)
 from grokbook.train import History
 
 TRAIN_STYLE = {"linestyle": "--", "alpha": 0.9}
@@ -189,7 +194,7 @@ def plot_similarity(ax: plt.Axes, table, title: str = "") -> plt.Axes:
 
 def plot_frequency_circle(ax: plt.Axes, table, k: int, title: str = "",
                           labels: int = 6) -> plt.Axes:
-    """A table's rows in the plane of its frequency ``k`` (``embeddings.frequency_plane``).
+    """A table's rows in the plane of its frequency ``k`` (``measures.frequency_plane``).
 
     Token ``a`` is coloured by ``k a mod n`` on a cyclic colour map, so a clean circle at
     frequency ``k`` shows as a ring whose colours run once around, and a faint line joins the

@@ -8,6 +8,7 @@ the same split on every machine.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -183,3 +184,55 @@ def sparse_parity(n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int
     x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator).float() * 2 - 1
     y = x[:, :k].prod(dim=1)
     return ParityData(n_bits, k, seed, x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+# ---- the XOR cluster problem of GrokTransfer's theory (chapter 3) ----------------------------
+#
+# Inputs x = [x_signal; x_noise] in p dimensions: two signal coordinates uniform on {+-1}^2 and
+# p - 2 noise coordinates uniform on {+-eps}; the label is y = x_1 x_2, an XOR of the signs.
+
+def _check_eps(eps: float) -> None:
+    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+
+
+@dataclass(frozen=True)
+class XorData:
+    """Train and test samples of the XOR cluster distribution; labels are +-1 floats."""
+
+    p: int
+    eps: float
+    seed: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def __repr__(self) -> str:
+        return (f"XorData(p={self.p}, eps={self.eps}: {len(self.y_train)} train, "
+                f"{len(self.y_test)} test, seed {self.seed})")
+
+
+def xor_cluster(n_train: int, n_test: int, p: int, eps: float, seed: int = 0) -> XorData:
+    """Sample ``n_train`` training and ``n_test`` test points of the XOR cluster distribution.
+
+    Args:
+        n_train, n_test: sample sizes, at least 1.
+        p: the input dimension, at least 3 (two signal coordinates and some noise).
+        eps: the size of each noise coordinate, ``>= 0``.
+        seed: seeds the sample.
+    """
+    check_int("n_train", n_train)
+    check_int("n_test", n_test)
+    check_int("p", p, minimum=3)
+    _check_eps(eps)
+    generator = torch.Generator().manual_seed(seed)
+
+    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        signs = torch.randint(0, 2, (n, p), generator=generator).float() * 2 - 1
+        x = torch.cat([signs[:, :2], eps * signs[:, 2:]], dim=1)
+        return x, x[:, 0] * x[:, 1]
+
+    x_train, y_train = sample(n_train)
+    x_test, y_test = sample(n_test)
+    return XorData(p, eps, seed, x_train, y_train, x_test, y_test)

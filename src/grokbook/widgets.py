@@ -277,11 +277,11 @@ class XorExplorer(Explorer):
         }
 
     def run(self, v):
-        from grokbook import xor
+        from grokbook.tasks import xor_cluster
 
         P = replace(self.profile, eps=v["eps"], n=v["n"], p=v["p"],
                     wide={**self.profile.wide, "width": v["width"]}, wide_epochs=v["epochs"])
-        data = xor.xor_cluster(P.n, P.n_test, P.p, P.eps)
+        data = xor_cluster(P.n, P.n_test, P.p, P.eps)
         _, normal = experiments.xor_normal_run(P, data, progress=False, callback=self.live(
             P.wide_epochs, P.eval_every, lambda h: self.show((h, None, None))))
         weak_model, weak_run = experiments.xor_weak_run(P, data, seed=0)
@@ -316,31 +316,36 @@ def xor_explorer(profile, initial: tuple | None = None):
 
 # ---- chapters 4 and 5: methods side by side --------------------------------------------------
 
-def _race_figure(runs: dict[str, History], names: tuple[str, ...], figsize) -> plt.Figure:
-    """Test (solid) and train (dashed) accuracy of each method, one colour per method name."""
-    fig, ax = plt.subplots(figsize=figsize)
-    for name, run in runs.items():
-        color = PALETTE[names.index(name) % len(PALETTE)] if name in names else None
-        ax.plot(run.epoch[1:], run.test_acc[1:], color=color, label=f"{name} test")
-        ax.plot(run.epoch[1:], run.train_acc[1:], color=color, linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("accuracy (dashed: train)")
-    ax.set_ylim(-0.02, 1.02)
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
+class MethodsExplorer(Explorer):
+    """An explorer whose result is several methods' runs, ``{name: History}``: one colour per
+    method name in ``names``, test (solid) and train (dashed) accuracy, and epochs and seconds
+    to 95% test underneath."""
+
+    names: tuple[str, ...] = ()
+
+    def plot(self, runs: dict[str, History]) -> plt.Figure:
+        fig, ax = plt.subplots(figsize=self.figsize)
+        for name, run in runs.items():
+            color = PALETTE[self.names.index(name) % len(PALETTE)] if name in self.names else None
+            ax.plot(run.epoch[1:], run.test_acc[1:], color=color, label=f"{name} test")
+            ax.plot(run.epoch[1:], run.train_acc[1:], color=color, linestyle="--", linewidth=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (dashed: train)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.legend(loc="lower right", fontsize=8)
+        return fig
+
+    def describe(self, runs: dict[str, History]) -> str:
+        lines = []
+        for name, run in runs.items():
+            seconds = measures.seconds_to(run)
+            lines.append(f"{name}: {measures.describe(run)}"
+                         + ("" if seconds is None else f" | {seconds:.1f} s to 95% test"))
+        return "<br>".join(lines)
 
 
-def _describe_race(runs: dict[str, History]) -> str:
-    lines = []
-    for name, run in runs.items():
-        seconds = measures.seconds_to(run)
-        lines.append(f"{name}: {measures.describe(run)}"
-                     + ("" if seconds is None else f" | {seconds:.1f} s to 95% test"))
-    return "<br>".join(lines)
-
-
-class TransferExplorer(Explorer):
+class TransferExplorer(MethodsExplorer):
     """GrokTransfer live: pick the task, the weak model's embedding size and the test accuracy
     at which it stops; train the weak model, then the target twice, from ``A @ B`` and from
     scratch with the same settings, both on one plot as they train."""
@@ -382,12 +387,6 @@ class TransferExplorer(Explorer):
                                                         callback=cb).history,
         }, epochs, _eval_every(epochs))
 
-    def plot(self, runs):
-        return _race_figure(runs, self.names, self.figsize)
-
-    def describe(self, runs):
-        return _describe_race(runs)
-
 
 def transfer_explorer(profile, initial: dict[str, History] | None = None):
     """Chapter 4's explorer (see :class:`TransferExplorer`)."""
@@ -397,7 +396,7 @@ def transfer_explorer(profile, initial: dict[str, History] | None = None):
 RACERS = ("GrokTransfer", "plain", "GrokFast-EMA", "GrokFast-MA")
 
 
-class AcceleratorRace(Explorer):
+class AcceleratorRace(MethodsExplorer):
     """Race the accelerators on one plot: pick which of plain training, GrokFast-EMA,
     GrokFast-MA and GrokTransfer to run and their hyperparameters; train the chapter's
     Transformer with each in turn (GrokTransfer first trains its weak FNN) and draw every
@@ -441,12 +440,6 @@ class AcceleratorRace(Explorer):
         return self.each({name: (lambda cb, m=methods[name]: experiments.run_method(
             m, 0, progress=False, callback=cb).history) for name in v["methods"]},
             epochs, _eval_every(epochs))
-
-    def plot(self, runs):
-        return _race_figure(runs, self.names, self.figsize)
-
-    def describe(self, runs):
-        return _describe_race(runs)
 
 
 def accelerator_race(profile, initial: dict[str, History] | None = None):

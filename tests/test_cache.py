@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from grokbook import cache, experiments
+from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg
+
+
+@pytest.fixture
+def disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
+    cache._MEMORY.clear()
+    yield tmp_path / "cache"
+    cache._MEMORY.clear()
+
+
+CFG = RunCfg(data=ModularCfg("add", 13, 0.5), model=FNNCfg(d_embed=4, width=8, depth=2),
+             optim=OptimCfg(lr=1e-2, weight_decay=1.0), budget=BudgetCfg(20, eval_every=10))
+
+
+def test_a_cached_run_is_loaded_with_its_model(disk_cache):
+    first = experiments.train_run(CFG, 0, progress=False)
+    cache._MEMORY.clear()  # a new process: only the disk is left
+    again = experiments.train_run(CFG, 0, progress=False)
+    assert not first.cached and again.cached
+    assert again.history == first.history
+    for a, b in zip(first.model.parameters(), again.model.parameters()):
+        assert torch.equal(a, b)
+    assert cache.info()["entries"] == 1
+    assert experiments.train_run(CFG, 1, progress=False).key != first.key
+
+
+def test_a_corrupt_entry_is_reported_and_recomputed(disk_cache):
+    run = experiments.train_run(CFG, 0, progress=False)
+    cache._MEMORY.clear()
+    for path in disk_cache.rglob("*.npz"):
+        path.write_bytes(path.read_bytes()[:-7] + b"garbage")
+    with pytest.warns(UserWarning, match="does not match its checksum"):
+        again = experiments.train_run(CFG, 0, progress=False)
+    assert not again.cached and again.history.test_acc == run.history.test_acc
+    cache._MEMORY.clear()
+    for path in disk_cache.rglob("*.json"):
+        path.write_text("{not json")
+    with pytest.warns(UserWarning, match="not valid JSON"):
+        assert not experiments.train_run(CFG, 0, progress=False).cached
+
+
+def test_the_key_covers_settings_and_code_version(disk_cache, monkeypatch):
+    spec = {"run": "x", "seed": 0}
+    assert cache.key(spec) == cache.key(dict(spec))
+    assert cache.key(spec) != cache.key({**spec, "seed": 1})
+    before = cache.key(spec)
+    monkeypatch.setattr(cache, "code_version", lambda: "another")
+    assert cache.key(spec) != before
+
+
+def test_off_stores_nothing_and_clear_empties(disk_cache, monkeypatch):
+    experiments.train_run(CFG, 0, progress=False)
+    assert cache.clear() == 1 and cache.info()["entries"] == 0
+    monkeypatch.setenv("GROKBOOK_CACHE", "off")
+    assert cache.location() is None
+    experiments.train_run(CFG, 0, progress=False)
+    assert not disk_cache.exists() or not any(disk_cache.rglob("*.json"))
