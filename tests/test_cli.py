@@ -65,3 +65,16 @@ def test_help_of_the_installed_command(command):
     result = subprocess.run([sys.executable, "-m", "grokbook.cli", *command, "--help"],
                             capture_output=True, text=True, check=True)
     assert "usage: grokbook" in result.stdout
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    from grokbook.cli import main as cli
+
+    monkeypatch.setenv("GROKBOOK_CACHE", "off")
+    assert cli(["cache", "info"]) == 0
+    assert "the run cache is off" in capsys.readouterr().out
+    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "c"))
+    assert cli(["cache", "info"]) == 0
+    assert f"{tmp_path / 'c'}: 0 runs" in capsys.readouterr().out
+    assert cli(["cache", "clear"]) == 0
+    assert "removed 0 cached runs" in capsys.readouterr().out
