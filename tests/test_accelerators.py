@@ -54,10 +54,30 @@ def test_filters_plug_into_the_training_loop_and_change_the_run():
 
 
 def test_bad_filter_settings_raise_clear_errors():
-    with pytest.raises(ValueError, match=r"alpha must lie in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"alpha must be a finite number in \[0, 1\)"):
         GrokFastEMA(alpha=1.0)
     with pytest.raises(ValueError, match="window must be a positive integer"):
         GrokFastMA(window=0)
+    for make in (GrokFastEMA, GrokFastMA):
+        with pytest.raises(ValueError, match="lamb must be a finite number"):
+            make(lamb=float("nan"))
+
+
+def test_a_filter_refuses_a_second_model():
+    import torch
+
+    from grokbook.models import make_model
+
+    for make in (GrokFastEMA, GrokFastMA):
+        gf = make()
+        for width in (8, 16):
+            model = make_model("fnn", 7, 7, d_embed=4, width=width, depth=2)
+            model(torch.tensor([[1, 2]])).sum().backward()
+            if width == 8:
+                gf(model)
+            else:
+                with pytest.raises(ValueError, match="make a new filter for each run"):
+                    gf(model)
 
 
 def test_ma_running_sum_stays_exact_over_a_long_run():

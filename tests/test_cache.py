@@ -60,3 +60,35 @@ def test_off_stores_nothing_and_clear_empties(disk_cache, monkeypatch):
     assert cache.location() is None
     experiments.train_run(CFG, 0, progress=False)
     assert not disk_cache.exists() or not any(disk_cache.rglob("*.json"))
+
+
+def test_an_interrupted_cached_run_resumes_from_its_checkpoint(disk_cache):
+    from grokbook.train import TrainingInterrupted
+
+    long = replace_budget(CFG, 200)
+    whole = experiments.train_run(long, 0, progress=False)
+    cache.clear()
+    seen = []
+
+    def stop_at_100(history):
+        seen.append(history.epoch[-1])
+        if history.epoch[-1] == 100:
+            raise KeyboardInterrupt
+
+    original = experiments.CHECKPOINT_SECONDS
+    experiments.CHECKPOINT_SECONDS = 1e-9  # checkpoint after every epoch
+    try:
+        with pytest.raises(TrainingInterrupted):
+            experiments.train_run(long, 0, progress=False, callback=stop_at_100)
+        assert any((disk_cache / "checkpoints").glob("*.npz"))
+        again = experiments.train_run(long, 0, progress=False)
+    finally:
+        experiments.CHECKPOINT_SECONDS = original
+    assert again.history.test_loss == whole.history.test_loss
+    assert not any((disk_cache / "checkpoints").glob("*.npz"))
+
+
+def replace_budget(cfg, epochs):
+    from grokbook.config import replace
+
+    return replace(cfg, budget__epochs=epochs)

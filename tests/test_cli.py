@@ -44,7 +44,7 @@ def test_train_passes_the_chosen_grokfast_filter_to_the_loop(capsys, monkeypatch
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--task", "mul", "--p", "12"], "p must be prime for op 'mul'"),
-    (["train", "--frac", "1.5"], "frac must lie strictly between 0 and 1"),
+    (["train", "--frac", "1.5"], "ModularCfg.frac must be a finite number in (0, 1)"),
     (["run", "99"], "unknown chapter '99'; chapters: 01_grokking"),
 ])
 def test_bad_input_exits_2_with_a_clear_message(capsys, argv, message):
@@ -78,3 +78,41 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     assert f"{tmp_path / 'c'}: 0 runs" in capsys.readouterr().out
     assert cli(["cache", "clear"]) == 0
     assert "removed 0 cached runs" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--lr", "inf"], "lr must be a finite number"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--wd", "-1"], "weight_decay must be a finite number"),
+    (["--init-scale", "inf"], "init_scale must be a finite number"),
+    (["--eval-every", "0"], "eval_every must be a positive integer"),
+    (["--stop-acc", "2"], "stop_acc must be a finite number"),
+    (["--seed", str(2**70)], "seed must be an integer"),
+    (["--device", "tpu"], "device must be one of"),
+    (["--p", "50000"], "needs about 93"),
+    (["--p", "1"], "p must be an integer >= 2"),
+])
+def test_bad_train_arguments_are_refused_before_training(argv, message, capsys):
+    assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_out_must_be_a_writable_folder_checked_before_training(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert main(["train", "--quiet", "--p", "7", "--epochs", "1", "--out", str(a_file)]) == 2
+    assert "--out must name a folder" in capsys.readouterr().err
+    assert main(["train", "--quiet", "--p", "7", "--epochs", "1",
+                 "--out", str(a_file / "below")]) == 2
+    assert "cannot be written" in capsys.readouterr().err
+
+
+def test_divergence_exits_non_zero_and_saves_strict_json(tmp_path, capsys):
+    import json
+
+    code = main(["train", "--quiet", "--p", "7", "--epochs", "50", "--lr", "1e6", "--wd", "0",
+                 "--out", str(tmp_path)])
+    assert code == 3
+    assert "training diverged" in capsys.readouterr().err
+    saved = json.loads((tmp_path / "history.json").read_text(), parse_constant=pytest.fail)
+    assert saved["stopped"] == "diverged"

@@ -21,7 +21,7 @@ from grokbook.config import (
 
 
 @pytest.mark.parametrize("make, message", [
-    (lambda: OptimCfg(lr=-1), r"OptimCfg.lr must be a finite number in \(0, inf\), got -1"),
+    (lambda: OptimCfg(lr=-1), r"OptimCfg.lr must be a finite number in \(0, 1e\+30\], got -1"),
     (lambda: OptimCfg(lr=math.nan), "OptimCfg.lr must be a finite number"),
     (lambda: OptimCfg(weight_decay=-0.1), "OptimCfg.weight_decay must be"),
     (lambda: OptimCfg(warmup_steps=-5), "OptimCfg.warmup_steps must be a non-negative integer"),

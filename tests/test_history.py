@@ -82,3 +82,22 @@ def test_any_column_of_floats_round_trips(values):
                 test_loss=[0.0] * n, test_acc=[0.0] * n, weight_norm=[0.0] * n)
     back = History.from_dict(loads(dumps(h.to_dict())))
     assert np.array_equal(np.array(back.train_loss), np.array(values), equal_nan=True)
+
+
+def test_a_full_disk_mid_write_leaves_the_previous_result(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    path = run(3).save(tmp_path / "h.json")
+    before = path.read_bytes()
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    for suffix in (".json", ".npz"):
+        target = tmp_path / f"h{suffix}"
+        with pytest.raises(OSError, match="No space left"):
+            run(5).save(target)
+    assert path.read_bytes() == before and not (tmp_path / "h.npz").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json"]

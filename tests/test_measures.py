@@ -3,6 +3,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grokbook import measures
 from grokbook.train import History
@@ -70,3 +72,31 @@ def test_seconds_to_scales_the_wall_time_by_the_epochs_it_took():
     assert measures.seconds_to(history, 0.99) == pytest.approx(8.0)
     history.test_acc[:] = [0.0] * 4
     assert measures.seconds_to(history) is None
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(3, 30), cols=st.integers(1, 6), seed=st.integers(0, 1000))
+def test_a_spectrum_is_a_distribution_over_frequencies(rows, cols, seed):
+    import torch
+
+    from grokbook.measures import fourier_spectrum
+
+    table = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed))
+    shares = fourier_spectrum(table)
+    assert shares.shape == (rows // 2,)
+    assert (shares >= 0).all() and abs(float(shares.sum()) - 1.0) < 1e-5
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=1, max_size=30))
+def test_the_time_gap_is_test_minus_train_or_none(accs):
+    from grokbook.history import History
+    from grokbook.measures import time_gap
+
+    n = len(accs)
+    h = History(epoch=[10 * i for i in range(n)], train_loss=[0.0] * n,
+                train_acc=[1.0] * n, test_loss=[0.0] * n, test_acc=accs, weight_norm=[1.0] * n)
+    gap = time_gap(h)
+    first = next((10 * i for i, a in enumerate(accs) if a >= 0.95), None)
+    assert gap == (None if first is None else first)

@@ -1,5 +1,7 @@
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from grokbook.tasks import OPERATIONS, is_prime, modular_arithmetic
 
@@ -53,9 +55,9 @@ def test_same_seed_same_split_other_seed_other_split():
     ({"p": 7.0}, "p must be an integer >= 2"),
     ({"op": "mul", "p": 12}, "p must be prime for op 'mul'"),
     ({"op": "div", "p": 9}, "p must be prime for op 'div'"),
-    ({"frac": 0.0}, "frac must lie strictly between 0 and 1"),
-    ({"frac": 1.0}, "frac must lie strictly between 0 and 1"),
-    ({"frac": -0.2}, "frac must lie strictly between 0 and 1"),
+    ({"frac": 0.0}, "frac must be a number strictly between 0 and 1"),
+    ({"frac": 1.0}, "frac must be a number strictly between 0 and 1"),
+    ({"frac": -0.2}, "frac must be a number strictly between 0 and 1"),
     ({"p": 2, "frac": 0.1}, "leaves an empty train or test set"),
 ])
 def test_bad_input_names_the_parameter(kwargs, message):
@@ -86,3 +88,22 @@ def test_primitive_root_needs_a_prime():
         primitive_root(15)
     with pytest.raises(ValueError, match="p"):
         primitive_root(2)
+
+
+
+@settings(max_examples=40, deadline=None)
+@given(p=st.integers(2, 40), frac=st.floats(0.05, 0.95), seed=st.integers(0, 2**63 - 1))
+def test_any_addition_table_splits_into_a_partition_with_correct_labels(p, frac, seed):
+    from grokbook.tasks import modular_arithmetic
+
+    try:
+        data = modular_arithmetic("add", p, frac, seed=seed)
+    except ValueError as error:  # a split that leaves one side empty is refused, clearly
+        assert "leaves an empty train or test set" in str(error)
+        return
+    x = torch.cat([data.x_train, data.x_test])
+    y = torch.cat([data.y_train, data.y_test])
+    assert len(x) == p * p and len(set(map(tuple, x.tolist()))) == p * p
+    assert torch.equal(y, (x[:, 0] + x[:, 1]) % p)
+    again = modular_arithmetic("add", p, frac, seed=seed)
+    assert torch.equal(again.x_train, data.x_train)

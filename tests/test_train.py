@@ -13,7 +13,8 @@ SETTINGS = {"d_embed": 16, "width": 64, "depth": 2}
 def run(epochs=200, seed=0, **options):
     data = modular_arithmetic("add", 31, 0.6, seed=seed)
     model = make_model("fnn", 31, 31, seed=seed, **SETTINGS)
-    return train(model, data, epochs=epochs, lr=1e-2, weight_decay=1.0, seed=seed, **options)
+    return train(model, data, **{"epochs": epochs, "lr": 1e-2, "weight_decay": 1.0, "seed": seed,
+                                 **options})
 
 
 def test_a_small_fnn_groks_memorizing_first_and_generalizing_much_later():
@@ -115,8 +116,20 @@ def test_history_round_trips_through_disk(tmp_path, suffix):
     ({"epochs": -1}, "epochs must be a non-negative integer"),
     ({"eval_every": 0}, "eval_every must be a positive integer"),
     ({"batch_size": 0}, "batch_size must be None"),
-    ({"stop_acc": 1.5}, r"stop_acc must lie in \(0, 1\]"),
+    ({"stop_acc": 1.5}, r"stop_acc must be a finite number in \(0, 1\]"),
     ({"stop_patience": 0}, "stop_patience must be a positive integer"),
+    ({"warmup_steps": -5}, "warmup_steps must be a non-negative integer"),
+    ({"lr": float("inf")}, r"lr must be a finite number in \(0, 1e\+30\], got inf"),
+    ({"lr": 1e300}, "lr must be a finite number"),
+    ({"lr": -1e-3}, "lr must be a finite number"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"weight_decay": -1.0}, "weight_decay must be a finite number"),
+    ({"betas": (0.9, 1.0)}, r"betas must be a finite number in \[0, 1\)"),
+    ({"betas": (0.9,)}, "betas must be two numbers"),
+    ({"seed": 2**70}, "seed must be an integer in 0"),
+    ({"seed": 1.5}, "seed must be an integer in 0"),
+    ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
+    ({"loss": "hinge"}, "unknown loss 'hinge'"),
 ])
 def test_bad_training_settings_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -128,3 +141,63 @@ def test_history_rejects_unknown_formats_and_columns(tmp_path):
         History().save(tmp_path / "run.txt")
     with pytest.raises(KeyError, match="no column 'speed'"):
         History().column("speed")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"lr": [1e-2, -1.0]}, "lr must be a finite number"),
+    ({"lr": [1e-2, float("nan")]}, "lr must be a finite number"),
+    ({"weight_decay": [1.0, -0.5]}, "weight_decay must be a finite number"),
+    ({"warmup_steps": -1}, "warmup_steps must be a non-negative integer"),
+])
+def test_a_stack_gets_the_same_checks_as_a_single_run(options, message):
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+
+    data = modular_arithmetic("add", 7, 0.5)
+    models = [make_model("fnn", 7, 7, seed=s, d_embed=4, width=8, depth=2) for s in (0, 1)]
+    with pytest.raises(ValueError, match=message):
+        train(models, data, epochs=3, progress=False, **options)
+
+
+def test_cuda_without_a_gpu_is_a_readable_error():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ValueError, match="asks for a CUDA GPU, but this machine has none"):
+        run(device="cuda")
+
+
+def test_a_model_built_for_fewer_tokens_is_refused_before_training():
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+
+    with pytest.raises(ValueError, match="the model reads only tokens 0..4"):
+        train(make_model("fnn", 5, 5, d_embed=4, width=8, depth=2),
+              modular_arithmetic("add", 7, 0.5), epochs=3, progress=False)
+
+
+@pytest.mark.parametrize("options", [{"lr": 1e6, "weight_decay": 0.0}, {"lr": 1e30}])
+def test_divergence_stops_the_run_and_says_so(options):
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+
+    history = train(make_model("fnn", 7, 7, d_embed=4, width=8, depth=2),
+                    modular_arithmetic("add", 7, 0.5), epochs=200, eval_every=10,
+                    progress=False, **options)
+    assert history.stopped == "diverged" and history.epoch[-1] < 200
+
+
+def test_ctrl_c_keeps_what_the_run_measured():
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import TrainingInterrupted
+
+    def interrupt(history):
+        if len(history) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted) as caught:
+        train(make_model("fnn", 7, 7, d_embed=4, width=8, depth=2),
+              modular_arithmetic("add", 7, 0.5), epochs=100, eval_every=10, progress=False,
+              callback=interrupt)
+    assert caught.value.history.stopped == "interrupted"
+    assert caught.value.history.epoch == [0, 10, 20]

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from grokbook.checks import check_int
+from grokbook.config import validate
 
 
 def _gradients(model: nn.Module) -> tuple[list[str], list[torch.Tensor]]:
@@ -32,18 +33,36 @@ def _gradients(model: nn.Module) -> tuple[list[str], list[torch.Tensor]]:
     return [name for name, _ in pairs], [grad for _, grad in pairs]
 
 
+def _same_model(shapes: dict[str, tuple], names: list[str], grads: list[torch.Tensor]) -> None:
+    """A filter keeps per-parameter state: it belongs to the first model it sees."""
+    seen = {name: tuple(grad.shape) for name, grad in zip(names, grads)}
+    if not shapes:
+        shapes.update(seen)
+    elif seen != shapes:
+        raise ValueError("this GrokFast filter already holds the gradients of another model "
+                         "(other parameter names or shapes): make a new filter for each run")
+
+
 class GrokFastEMA:
     """GrokFast's exponential-moving-average filter (see the module's docstring)."""
 
     def __init__(self, alpha: float = 0.98, lamb: float = 2.0):
-        if not 0.0 <= alpha < 1.0:
-            raise ValueError(f"alpha must lie in [0, 1), got {alpha!r}")
-        self.alpha, self.lamb = alpha, lamb
+        self.alpha = validate("alpha", alpha, "alpha")
+        self.lamb = validate("lamb", lamb, "weight_decay")
         self.averages: dict[str, torch.Tensor] = {}
+        self.shapes: dict[str, tuple] = {}
+
+    def state_dict(self) -> dict:
+        return {"averages": dict(self.averages), "shapes": dict(self.shapes)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.averages = {k: v.clone() for k, v in state["averages"].items()}
+        self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
         names, grads = _gradients(model)
+        _same_model(self.shapes, names, grads)
         if not self.averages:
             self.averages = {name: grad.clone() for name, grad in zip(names, grads)}
         else:
@@ -60,15 +79,28 @@ class GrokFastMA:
 
     def __init__(self, window: int = 100, lamb: float = 5.0, warmup: bool = True):
         check_int("window", window)
-        self.window, self.lamb, self.warmup = window, lamb, warmup
+        self.window, self.warmup = window, bool(warmup)
+        self.lamb = validate("lamb", lamb, "weight_decay")
         self.history: dict[str, deque[torch.Tensor]] = {}
         self.sums: dict[str, torch.Tensor] = {}
+        self.shapes: dict[str, tuple] = {}
+
+    def state_dict(self) -> dict:
+        return {"history": {k: list(v) for k, v in self.history.items()},
+                "sums": dict(self.sums), "shapes": dict(self.shapes)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = {k: deque(t.clone() for t in v) for k, v in state["history"].items()}
+        self.sums = {k: v.clone() for k, v in state["sums"].items()}
+        self.shapes = {k: tuple(v) for k, v in state["shapes"].items()}
 
     @torch.no_grad()
     def __call__(self, model: nn.Module) -> None:
         # A running sum over the window: add the newest gradient, subtract the one that
         # leaves, so a step costs the same for any window.
-        for name, grad in zip(*_gradients(model)):
+        names, grads = _gradients(model)
+        _same_model(self.shapes, names, grads)
+        for name, grad in zip(names, grads):
             past = self.history.setdefault(name, deque())
             past.append(grad.clone())
             total = self.sums.get(name)

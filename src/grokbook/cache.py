@@ -143,6 +143,14 @@ def store(run_key: str, history: History, state: dict[str, torch.Tensor] | None,
     atomic_write_json(meta_path, {"key": run_key, "format": FORMAT, "code": code_version(),
                                   "spec": spec, "history": history.to_dict(),
                                   "state_sha256": checksum})
+    checkpoint_path(run_key).unlink(missing_ok=True)
+
+
+def checkpoint_path(run_key: str) -> Path | None:
+    """Where a run that is still training keeps its checkpoint (None with the cache off);
+    :func:`store` removes it once the run is finished."""
+    root = location()
+    return None if root is None else root / "checkpoints" / f"{run_key}.npz"
 
 
 def info() -> dict[str, Any]:
@@ -151,7 +159,8 @@ def info() -> dict[str, Any]:
     if root is None:
         return {"location": None, "entries": 0, "bytes": 0}
     files = [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
-    return {"location": str(root), "entries": sum(p.suffix == ".json" for p in files),
+    return {"location": str(root),
+            "entries": sum(p.suffix == ".json" and p.parent.name != "checkpoints" for p in files),
             "bytes": sum(p.stat().st_size for p in files)}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 def check_int(name: str, value: object, minimum: int = 1) -> None:
     """Raise ``ValueError`` unless ``value`` is an integer (not a bool) of at least ``minimum``."""
@@ -9,3 +11,33 @@ def check_int(name: str, value: object, minimum: int = 1) -> None:
         allowed = {0: "a non-negative integer", 1: "a positive integer"}.get(
             minimum, f"an integer >= {minimum}")
         raise ValueError(f"{name} must be {allowed}, got {value!r}")
+
+
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(value: object, name: str = "seed") -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer in ``0..2**63 - 1`` (what torch's
+    generators accept)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise ValueError(f"{name} must be an integer in 0..{MAX_SEED}, got {value!r}")
+
+
+def available_memory() -> int:
+    """Bytes of physical memory on this machine (what a run may at most use)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no bound known
+        return 2**63
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse work whose memory estimate ``needed`` exceeds 80% of the machine's memory, with
+    the estimate in the message; ``GROKBOOK_MEMORY_CHECK=off`` lifts the bound."""
+    if os.environ.get("GROKBOOK_MEMORY_CHECK", "on").lower() == "off":
+        return
+    limit = 0.8 * available_memory()
+    if needed > limit:
+        raise ValueError(f"{what} needs about {needed / 2**30:.1f} GiB of memory, more than 80% "
+                         f"of this machine's {available_memory() / 2**30:.1f} GiB; choose a "
+                         "smaller size (or set GROKBOOK_MEMORY_CHECK=off to try anyway)")

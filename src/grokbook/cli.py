@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from grokbook import bench, cache, chapters, experiments, measures, profiles
 from grokbook.accelerators import GrokFastEMA, GrokFastMA
-from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace
+from grokbook.checks import check_seed
+from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace, validate
 from grokbook.models import MODELS, make_model
 from grokbook.tasks import OPERATIONS, modular_arithmetic
-from grokbook.train import train
+from grokbook.train import TrainingInterrupted, resolve_device, train
 
 MODEL_DEFAULTS = {
     "fnn": {"d_embed": 32, "width": 128, "depth": 2},
@@ -26,19 +29,75 @@ MODEL_DEFAULTS = {
 }
 
 
+DIVERGED = 3
+INTERRUPTED = 130
+
+
+def writable_folder(path: str | None) -> None:
+    """Check, before any training, that ``path`` can take the results: a folder (or one that
+    can be made), not a file, writable."""
+    if path is None:
+        return
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"--out must name a folder, but {path!r} is a file")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"--out {path!r} cannot be written: {error.strerror or error}") from None
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Every setting checked before a table or a model is built."""
+    ModularCfg(args.task, args.p, args.frac)
+    OptimCfg(lr=args.lr, weight_decay=args.wd)
+    BudgetCfg(args.epochs, eval_every=args.eval_every, stop_acc=args.stop_acc)
+    validate("init_scale", args.init_scale)
+    check_seed(args.seed)
+    resolve_device(args.device)
+    writable_folder(args.out)
+
+
 def _train(args: argparse.Namespace) -> int:
+    _check_train_args(args)
     data = modular_arithmetic(args.task, args.p, args.frac, seed=args.seed)
     options = dict(MODEL_DEFAULTS[args.model], init_scale=args.init_scale)
     model = make_model(args.model, data.vocab_size, data.n_classes, seed=args.seed, **options)
     filters = {"none": lambda: None, "ema": GrokFastEMA, "ma": GrokFastMA}
     print(f"{data}; {args.model} {options}"
           + ("" if args.grokfast == "none" else f"; GrokFast-{args.grokfast.upper()}"))
-    history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
-                    batch_size=args.batch_size, eval_every=args.eval_every,
-                    stop_acc=args.stop_acc, seed=args.seed, device=args.device,
-                    grad_transform=filters[args.grokfast](),
-                    progress=not args.quiet, desc=f"{args.model} {args.task} mod {args.p}")
+    state = Path(args.out) / "checkpoint.npz" if args.out else None
+    if args.resume and (state is None or not state.exists()):
+        raise ValueError("--resume needs --out naming the folder of an interrupted run "
+                         f"(no checkpoint.npz in {args.out!r})")
+    try:
+        history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
+                        batch_size=args.batch_size, eval_every=args.eval_every,
+                        stop_acc=args.stop_acc, seed=args.seed, device=args.device,
+                        grad_transform=filters[args.grokfast](),
+                        progress=not args.quiet, desc=f"{args.model} {args.task} mod {args.p}",
+                        checkpoint=state, checkpoint_every=args.checkpoint_every,
+                        checkpoint_seconds=None if args.checkpoint_every else 60.0,
+                        resume=args.resume)
+    except TrainingInterrupted as interrupted:
+        epochs = interrupted.history.epoch
+        print(f"grokbook: interrupted at epoch {epochs[-1] if epochs else 0}"
+              + (f"; run the same command with --resume to continue from {state}"
+                 if state is not None else "; give --out to keep a checkpoint"),
+              file=sys.stderr)
+        return INTERRUPTED
+    if state is not None:
+        state.unlink(missing_ok=True)
     history.config.update(task=args.task, p=args.p, frac=args.frac, model_options=options)
+    if history.stopped == "diverged":
+        saved = _save(history, args)
+        print(f"grokbook: error: training diverged at epoch {history.epoch[-1]} (a loss or "
+              "weight stopped being finite, or the weights grew 1000-fold): lower --lr "
+              f"(now {args.lr}) or --init-scale (now {args.init_scale})"
+              + (f"; the history is saved in {saved}" if saved else ""), file=sys.stderr)
+        return DIVERGED
     stats = measures.summary(history)
     rate = history.config["steps"] / history.seconds if history.seconds else float("nan")
 
@@ -52,10 +111,14 @@ def _train(args: argparse.Namespace) -> int:
     print(f"final accuracy:     train {stats['final_train_acc']:.3f}, "
           f"test {stats['final_test_acc']:.3f}")
     print(f"wall time:          {history.seconds:.1f} s ({rate:.0f} steps/s)")
-    if args.out:
-        path = history.save(f"{args.out}/history.json")
-        print(f"history saved to {path}")
+    saved = _save(history, args)
+    if saved:
+        print(f"history saved to {saved}")
     return 0
+
+
+def _save(history, args: argparse.Namespace):
+    return history.save(Path(args.out) / "history.json") if args.out else None
 
 
 def _transfer(args: argparse.Namespace) -> int:
@@ -144,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0, help="seeds the split and the init")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda")
     t.add_argument("--out", default=None, help="folder to save the history to (JSON)")
+    t.add_argument("--checkpoint-every", type=int, default=None,
+                   help="with --out: save a checkpoint there every this many epochs (and on "
+                        "Ctrl-C); default: every 60 s")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from --out's checkpoint (the same settings as before)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(handler=_train)
 

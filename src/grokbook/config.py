@@ -98,6 +98,20 @@ def _reals(**bounds) -> Check:
     return check
 
 
+# The rules shared by the settings classes and the training loop (one validator for a single
+# run and a stack): name -> check.
+RULES: dict[str, Check] = {}
+
+
+def validate(name: str, value: Any, rule: str | None = None) -> Any:
+    """Check ``value`` against the rule ``rule`` (default: ``name``) of :data:`RULES`; a bad
+    value is an :class:`Invalid` naming ``name``, the value and what is allowed."""
+    try:
+        return RULES[rule or name](value)
+    except Invalid as error:
+        raise Invalid(f"{name} must be {error}, got {value!r}") from None
+
+
 def setting(default: Any = dataclasses.MISSING, check: Check | None = None, doc: str = ""):
     """A dataclass field with a validator (and, for docs, a one-line meaning)."""
     return field(default=default, metadata={"check": check, "doc": doc})
@@ -121,6 +135,13 @@ def _any_of(*classes: type) -> Check:
             raise Invalid(f"one of {', '.join(c.__name__ for c in classes)}")
         return value
     return check
+
+
+RULES.update(lr=_real(0, 1e30, low_open=True), weight_decay=_real(0, None),
+             beta=_real(0, 1, high_open=True), warmup_steps=_int(0), epochs=_int(0),
+             eval_every=_int(1), stop_patience=_int(1),
+             stop_acc=_optional(_real(0, 1, low_open=True)),
+             init_scale=_real(0, None, low_open=True), alpha=_real(0, 1, high_open=True))
 
 
 class Settings:
@@ -247,10 +268,10 @@ class OptimCfg(Settings):
     """AdamW (decoupled weight decay) or plain SGD (coupled weight decay, the theory's)."""
 
     kind: ClassVar[str] = "optim"
-    lr: float = setting(1e-3, _real(0, None, low_open=True))
-    weight_decay: float = setting(1.0, _real(0, None))
+    lr: float = setting(1e-3, RULES["lr"])
+    weight_decay: float = setting(1.0, RULES["weight_decay"])
     betas: tuple[float, float] = setting((0.9, 0.98), _reals(low=0, high=1, high_open=True))
-    warmup_steps: int = setting(0, _int(0), "linear learning-rate warm-up")
+    warmup_steps: int = setting(0, RULES["warmup_steps"], "linear learning-rate warm-up")
     optimizer: str = setting("adamw", _choice("adamw", "sgd"))
 
     def validate(self):
@@ -268,7 +289,7 @@ class BudgetCfg(Settings):
     kind: ClassVar[str] = "budget"
     epochs: int = setting(1000, _int(0))
     eval_every: int = setting(10, _int(1))
-    stop_acc: float | None = setting(None, _optional(_real(0, 1, low_open=True)))
+    stop_acc: float | None = setting(None, RULES["stop_acc"])
     stop_patience: int = setting(1, _int(1))
 
 

@@ -83,6 +83,9 @@ def cost(runs: Sequence[Run]) -> Censored:
                           for r in runs))
 
 
+CHECKPOINT_SECONDS = 30.0  # a cached run also checkpoints this often while it trains
+
+
 # ---- data and models from settings ----------------------------------------------------------
 
 def make_data(cfg: ModularCfg | ParityCfg, seed: int):
@@ -137,8 +140,11 @@ def train_options(cfg: RunCfg) -> dict[str, Any]:
 
 
 def _fit(cfg: RunCfg, model: nn.Module, data, desc: str, progress: bool | None,
-         callback: Callable[[History], Any] | None) -> History:
+         callback: Callable[[History], Any] | None, run_key: str | None = None) -> History:
     options = train_options(cfg)
+    state = cache.checkpoint_path(run_key) if run_key is not None else None
+    if state is not None:  # an interrupted run resumes from here next time, bit for bit
+        options.update(checkpoint=state, checkpoint_seconds=CHECKPOINT_SECONDS, resume=True)
     if cfg.optim.optimizer == "sgd":  # coupled weight decay, no momentum: the theory's
         options["optimizer"] = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr,
                                                weight_decay=cfg.optim.weight_decay)
@@ -207,7 +213,7 @@ def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str |
         return Run(cfg, seed, entry.history, model, run_key, cached=True, weak=weak)
     model = build_model(cfg, seed, a, freeze)
     history = _fit(cfg, model, make_data(cfg.data, seed), desc or f"seed {seed}", progress,
-                   callback)
+                   callback, run_key)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(cfg, seed, history, model, run_key, weak=weak)
 

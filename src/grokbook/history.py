@@ -18,7 +18,7 @@ from grokbook.files import as_float, atomic_write, atomic_write_json, dumps, loa
 
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
 SCHEMA_VERSION = 1
-STOP_REASONS = ("budget", "target", "callback", "diverged")
+STOP_REASONS = ("budget", "target", "callback", "diverged", "interrupted")
 
 
 @dataclass

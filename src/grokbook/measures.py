@@ -160,6 +160,12 @@ class NTKChange:
         jacobian = torch.cat([j.flatten(1) for j in jacobians.values()], dim=1)
         return jacobian @ jacobian.T / self.n_classes
 
+    def state_dict(self) -> dict:
+        return {"previous": self.previous}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.previous = state["previous"]
+
     def __call__(self, model: nn.Module) -> float:
         kernel = self.kernel(model)
         if self.previous is None:

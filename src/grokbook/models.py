@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokbook.checks import check_int
+from grokbook.checks import check_int, check_seed
 
 
 def scale_parameters(model: nn.Module, init_scale: float) -> None:
@@ -230,6 +230,7 @@ def make_model(kind: str, vocab_size: int, n_classes: int, seed: int = 0,
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; known models: {', '.join(MODELS)}")
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return MODELS[kind](vocab_size, n_classes, **options)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from grokbook.checks import check_int
+from grokbook.checks import check_int, check_memory, check_seed
 
 
 def is_prime(n: int) -> bool:
@@ -128,8 +128,10 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     if operation.needs_prime and not is_prime(p):
         raise ValueError(f"p must be prime for op {op!r} ({operation.formula}), got p={p}: "
                          "without a prime modulus the table is not a group")
-    if not 0.0 < frac < 1.0:
-        raise ValueError(f"frac must lie strictly between 0 and 1, got {frac!r}")
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0.0 < frac < 1.0:
+        raise ValueError(f"frac must be a number strictly between 0 and 1, got {frac!r}")
+    check_seed(seed)
+    check_memory(p * p * 40, f"the table of (a op b) mod {p} ({p * p:,} pairs)")
 
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     a, b = a.flatten(), b.flatten()
@@ -180,6 +182,7 @@ def sparse_parity(n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int
     check_int("k", k)
     if k > n_bits:
         raise ValueError(f"k must be at most n_bits ({n_bits}), got k={k}")
+    check_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator).float() * 2 - 1
     y = x[:, :k].prod(dim=1)

@@ -8,17 +8,25 @@ epochs, an early stop once test accuracy holds above a target, and a progress ba
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import threading
 import time
+import types
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from grokbook.checks import check_int
+from grokbook.checkpoint import load as load_checkpoint
+from grokbook.checkpoint import save as save_checkpoint
+from grokbook.checks import check_seed
+from grokbook.config import validate
 from grokbook.ensemble import (
     Ensemble,
     StackedAdamW,
@@ -32,11 +40,52 @@ from grokbook.measures import weight_norm
 
 __all__ = ["METRICS", "History", "train"]
 
+DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
+GROWTH_LIMIT = 1000.0  # weights this many times their starting norm: the run has diverged
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: ``history`` holds what the run measured until then."""
+
+    def __init__(self, history: History):
+        super().__init__("training interrupted")
+        self.history = history
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when present, else the CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``
+    and ``"mps"`` are checked against what this machine has, with a readable error."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} asks for a CUDA GPU, but this machine has "
+                         "none (or this torch is the CPU build); use 'cpu' or 'auto'")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device {str(device)!r}: this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if resolved.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available on this machine; use 'cpu' or 'auto'")
+    if resolved.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+    return resolved
+
+
+def check_tokens(model: nn.Module, data) -> None:
+    """A model built for ``v`` tokens cannot read a table of more: say so before training."""
+    if data.x_train.is_floating_point():
+        return
+    rows = getattr(model, "vocab_size", None)
+    if rows is None:
+        rows = getattr(getattr(model, "embed", None), "num_embeddings", None)
+    largest = int(max(data.x_train.max(), data.x_test.max()))
+    if rows is not None and largest >= rows:
+        raise ValueError(f"the data holds token {largest}, but the model reads only tokens "
+                         f"0..{rows - 1}: build it for the data's vocabulary "
+                         f"(data.vocab_size = {getattr(data, 'vocab_size', largest + 1)})")
 
 
 def progress_enabled(progress: bool | None) -> bool:
@@ -104,6 +153,10 @@ def train(
     callback: Callable[[History], bool | None] | None = None,
     progress: bool | None = None,
     desc: str = "train",
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = None,
+    resume: bool = False,
 ) -> History | list[History]:
     """Train ``model`` on ``data`` (cross-entropy unless ``loss`` says otherwise) and return its
     :class:`History`.
@@ -136,23 +189,43 @@ def train(
         callback: called with the history after each evaluation; returning True stops training.
         progress: show a progress bar; None shows one unless ``GROKBOOK_PROGRESS=0``.
         desc: the progress bar's label.
+        checkpoint: a file (``.npz``) to save the whole run's state to (``grokbook.checkpoint``)
+            every ``checkpoint_every`` epochs and/or ``checkpoint_seconds`` seconds, and when
+            Ctrl-C stops the run; with ``resume``, a run whose checkpoint exists continues
+            from it and ends with the History an uninterrupted run would have had (bit for
+            bit on the same machine). Single runs only.
     """
-    check_int("epochs", epochs, minimum=0)
-    check_int("eval_every", eval_every)
+    for name, value in (("epochs", epochs), ("eval_every", eval_every),
+                        ("stop_acc", stop_acc), ("stop_patience", stop_patience),
+                        ("warmup_steps", warmup_steps)):
+        validate(name, value)
+    if optimizer is None:  # a caller's own optimizer carries its own settings
+        for name, values in (("lr", lr), ("weight_decay", weight_decay)):
+            for value in (values if isinstance(values, (list, tuple)) else [values]):
+                validate(name, value)
+        if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        for value in betas:
+            validate("betas", value, "beta")
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be None (full batch) or a positive integer, "
                          f"got {batch_size!r}")
-    if stop_acc is not None and not 0.0 < stop_acc <= 1.0:
-        raise ValueError(f"stop_acc must lie in (0, 1] or be None, got {stop_acc!r}")
-    check_int("stop_patience", stop_patience)
+    check_seed(seed)
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
     loss_fn, accuracy_fn = LOSSES[loss]
 
+    if checkpoint_every is not None:
+        validate("checkpoint_every", checkpoint_every, "eval_every")
+    if checkpoint_seconds is not None and not (isinstance(checkpoint_seconds, (int, float))
+                                               and checkpoint_seconds > 0):
+        raise ValueError(f"checkpoint_seconds must be a positive number, "
+                         f"got {checkpoint_seconds!r}")
     if isinstance(model, (list, tuple)):
         unsupported = {"batch_size": batch_size, "optimizer": optimizer,
                        "grad_transform": grad_transform, "measures": measures,
-                       "callback": callback, "loss": loss != "cross_entropy"}
+                       "callback": callback, "loss": loss != "cross_entropy",
+                       "checkpoint": checkpoint}
         for name, value in unsupported.items():
             if value:
                 raise ValueError(f"{name} is not supported when training an ensemble; "
@@ -164,6 +237,7 @@ def train(
             progress=progress_enabled(progress), desc=desc)
 
     device = resolve_device(device)
+    check_tokens(model, data)
     model.to(device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
@@ -185,6 +259,33 @@ def train(
     )
     step = 0
     streak = 0
+    first_epoch, seconds_before = 0, 0.0
+    stateful = {"grad_transform": grad_transform, **(measures or {})}
+    if checkpoint is not None:
+        for name, part in stateful.items():
+            if part is not None and not hasattr(part, "state_dict") and not _stateless(part):
+                raise ValueError(f"{name} keeps state but has no state_dict(): it cannot be "
+                                 "checkpointed; train without checkpoint= or give it one")
+    if checkpoint is not None and resume and Path(checkpoint).exists():
+        saved = load_checkpoint(checkpoint)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        for name, part in stateful.items():
+            if hasattr(part, "load_state_dict") and name in saved["parts"]:
+                part.load_state_dict(saved["parts"][name])
+        generator.set_state(saved["generator"])
+        history = History.from_dict(saved["history"], f"{checkpoint} history")
+        step, streak = saved["step"], saved["streak"]
+        first_epoch, seconds_before = saved["epoch"], saved["seconds"]
+
+    def save_state(next_epoch: int) -> None:
+        save_checkpoint(checkpoint, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "parts": {name: part.state_dict() for name, part in stateful.items()
+                      if hasattr(part, "state_dict")},
+            "generator": generator.get_state(), "history": history.to_dict(), "step": step,
+            "streak": streak, "epoch": next_epoch,
+            "seconds": seconds_before + time.perf_counter() - start})
 
     def optimizer_step(loss: torch.Tensor) -> None:
         nonlocal step
@@ -208,8 +309,10 @@ def train(
                 history.extras[name].append(float(measure(model)))
         bar.set_postfix(train=f"{train_acc:.2f}", test=f"{test_acc:.2f}", refresh=False)
         streak = _streak(streak, test_acc, stop_acc)
-        if not all(map(math.isfinite, (train_loss, test_loss, history.weight_norm[-1]))):
-            history.stopped = "diverged"  # a non-finite loss or weight: nothing more to learn
+        norm = history.weight_norm[-1]
+        if not all(map(math.isfinite, (train_loss, test_loss, norm))) \
+                or norm > GROWTH_LIMIT * max(history.weight_norm[0], 1e-12):
+            history.stopped = "diverged"  # non-finite, or weights blown up: nothing to learn
             return True
         if streak >= stop_patience:
             history.stopped = "target"
@@ -219,37 +322,82 @@ def train(
             return True
         return False
 
-    start = time.perf_counter()
-    with tqdm(total=epochs, desc=desc, disable=not progress_enabled(progress),
-              leave=False) as bar:
-        for epoch in range(epochs + 1):
-            measuring = epoch % eval_every == 0 or epoch == epochs
-            last = epoch == epochs
-            if full_batch:
-                # One forward pass serves both the update and the train-set measurement.
-                with torch.set_grad_enabled(not last):
-                    output = model(x_train)
-                    value = loss_fn(output, y_train)
-                if measuring:
-                    accuracy = accuracy_fn(output.detach(), y_train).item()
-                    if record(epoch, value.item(), accuracy):
+    start = last_save = time.perf_counter()
+    interrupt = _DeferredInterrupt() if checkpoint is not None else contextlib.nullcontext()
+    try:
+        with interrupt, tqdm(total=epochs, initial=first_epoch, desc=desc,
+                             disable=not progress_enabled(progress), leave=False) as bar:
+            for epoch in range(first_epoch, epochs + 1):
+                measuring = epoch % eval_every == 0 or epoch == epochs
+                last = epoch == epochs
+                if full_batch:
+                    # One forward pass serves both the update and the train-set measurement.
+                    with torch.set_grad_enabled(not last):
+                        output = model(x_train)
+                        value = loss_fn(output, y_train)
+                    if measuring:
+                        accuracy = accuracy_fn(output.detach(), y_train).item()
+                        if record(epoch, value.item(), accuracy):
+                            break
+                    if last:
                         break
-                if last:
-                    break
-                optimizer_step(value)
-            else:
-                if measuring and record(epoch, *_evaluate(model, x_train, y_train, loss)):
-                    break
-                if last:
-                    break
-                order = torch.randperm(n_train, generator=generator).to(device)
-                for i in range(math.ceil(n_train / batch_size)):
-                    batch = order[i * batch_size:(i + 1) * batch_size]
-                    optimizer_step(loss_fn(model(x_train[batch]), y_train[batch]))
-            bar.update(1)
-    history.seconds = time.perf_counter() - start
+                    optimizer_step(value)
+                else:
+                    if measuring and record(epoch, *_evaluate(model, x_train, y_train, loss)):
+                        break
+                    if last:
+                        break
+                    order = torch.randperm(n_train, generator=generator).to(device)
+                    for i in range(math.ceil(n_train / batch_size)):
+                        batch = order[i * batch_size:(i + 1) * batch_size]
+                        optimizer_step(loss_fn(model(x_train[batch]), y_train[batch]))
+                bar.update(1)
+                if checkpoint is None:
+                    continue
+                now = time.perf_counter()
+                if interrupt.requested or (checkpoint_every and (epoch + 1) % checkpoint_every
+                                           == 0) or (checkpoint_seconds and now - last_save
+                                                     >= checkpoint_seconds):
+                    save_state(epoch + 1)
+                    last_save = now
+                if interrupt.requested:
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        history.stopped = "interrupted"
+        history.seconds = seconds_before + time.perf_counter() - start
+        history.config["steps"] = step
+        raise TrainingInterrupted(history) from None
+    history.seconds = seconds_before + time.perf_counter() - start
     history.config["steps"] = step
     return history
+
+
+def _stateless(part: object) -> bool:
+    """A plain function (a lambda measure, say) keeps no state between calls."""
+    return callable(part) and not hasattr(part, "__dict__") or isinstance(
+        part, types.FunctionType)
+
+
+class _DeferredInterrupt:
+    """While training with a checkpoint, Ctrl-C only raises a flag: the loop saves a consistent
+    checkpoint at the end of the epoch, then stops. Outside the main thread (where signal
+    handlers cannot be set) Ctrl-C acts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+
+    def _handle(self, *_):
+        self.requested = True
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *_):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_steps, eval_every,
@@ -290,7 +438,9 @@ def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_ste
                         continue
                     histories[i].append(epoch, *metrics)
                     streaks[i] = _streak(streaks[i], metrics[3], stop_acc)
-                    diverged = not all(map(math.isfinite, (metrics[0], metrics[2], metrics[4])))
+                    first_norm = histories[i].weight_norm[0]
+                    diverged = not all(map(math.isfinite, (metrics[0], metrics[2], metrics[4]))) \
+                        or metrics[4] > GROWTH_LIMIT * max(first_norm, 1e-12)
                     if diverged or streaks[i] >= stop_patience:
                         histories[i].stopped = "diverged" if diverged else "target"
                         active.remove(i)

@@ -1,0 +1,89 @@
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from grokbook import checkpoint
+from grokbook.accelerators import GrokFastEMA, GrokFastMA
+from grokbook.measures import NTKChange
+from grokbook.models import make_model
+from grokbook.tasks import modular_arithmetic
+from grokbook.train import TrainingInterrupted, train
+
+
+def _run(path, *, stop_at=None, resume=False, transform=GrokFastMA, batch_size=None):
+    data = modular_arithmetic("add", 11, 0.5, seed=1)
+    model = make_model("fnn", 11, 11, seed=1, d_embed=4, width=16, depth=2)
+
+    def interrupt(history):
+        if stop_at is not None and history.epoch[-1] >= stop_at:
+            raise KeyboardInterrupt
+
+    return train(model, data, epochs=60, eval_every=5, lr=1e-2, weight_decay=1.0,
+                 warmup_steps=7, batch_size=batch_size, grad_transform=transform(),
+                 measures={"ntk": NTKChange(data.x_test[:6], 11)}, callback=interrupt,
+                 checkpoint=path, checkpoint_every=10, resume=resume, progress=False)
+
+
+def _same(a, b):
+    return {k: v for k, v in a.to_dict().items() if k != "seconds"} == \
+        {k: v for k, v in b.to_dict().items() if k != "seconds"}
+
+
+@pytest.mark.parametrize("transform, batch_size", [(GrokFastMA, None), (GrokFastEMA, 16)])
+def test_a_killed_run_resumes_to_the_identical_history(tmp_path, transform, batch_size):
+    whole = _run(tmp_path / "whole.npz", transform=transform, batch_size=batch_size)
+    path = tmp_path / "run.npz"
+    with pytest.raises(TrainingInterrupted) as caught:
+        _run(path, stop_at=35, transform=transform, batch_size=batch_size)
+    assert caught.value.history.stopped == "interrupted"
+    assert checkpoint.load(path)["epoch"] == 30  # the last periodic save
+    resumed = _run(path, resume=True, transform=transform, batch_size=batch_size)
+    assert _same(resumed, whole)
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(tmp_path):
+    path = tmp_path / "bad.npz"
+    path.write_bytes(b"not an archive")
+    with pytest.raises(ValueError, match="is not a grokbook checkpoint"):
+        checkpoint.load(path)
+    with pytest.raises(TypeError, match="cannot store a object"):
+        checkpoint.save(tmp_path / "x.npz", {"a": object()})
+
+
+def test_state_without_state_dict_is_refused(tmp_path):
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def __call__(self, model):
+            self.n += 1
+
+    data = modular_arithmetic("add", 7, 0.5)
+    with pytest.raises(ValueError, match="grad_transform keeps state but has no state_dict"):
+        train(make_model("fnn", 7, 7, d_embed=4, width=8, depth=2), data, epochs=5,
+              grad_transform=Counter(), checkpoint=tmp_path / "c.npz", progress=False)
+
+
+def test_ctrl_c_on_the_cli_saves_a_checkpoint_and_resume_finishes_it(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "grokbook.cli", "train", "--p", "23", "--epochs", "3000",
+               "--eval-every", "10", "--quiet", "--out", str(out), "--checkpoint-every", "50"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "GROKBOOK_PROGRESS": "0"})
+    for _ in range(600):  # wait (at most a minute) for the first checkpoint
+        if (out / "checkpoint.npz").exists():
+            break
+        try:
+            process.wait(timeout=0.1)
+        except subprocess.TimeoutExpired:
+            continue
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "interrupted at epoch" in err and "--resume" in err
+    done = subprocess.run([*command, "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert not (out / "checkpoint.npz").exists()
