@@ -67,6 +67,7 @@ def test_state_without_state_dict_is_refused(tmp_path):
               grad_transform=Counter(), checkpoint=tmp_path / "c.npz", progress=False)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_the_cli_saves_a_checkpoint_and_resume_finishes_it(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "grokbook.cli", "train", "--p", "23", "--epochs", "3000",

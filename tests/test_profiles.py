@@ -76,6 +76,7 @@ def test_every_paper_profile_starts_on_a_cpu():
     assert len(run.model.blocks) == 8 and run.history.epoch == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_the_xor_paper_profile_starts_on_a_cpu():
     from grokbook import tasks
 
