@@ -91,3 +91,23 @@ def test_every_transfer_profile_has_a_weak_model_per_task():
         P = profiles.load("transfer", name)
         assert set(P.weak) == set(P.tasks) == {"add", "mul"}
         assert all(0 < w.budget.stop_acc < 0.95 for w in P.weak.values())
+
+
+def test_a_seed_offset_shifts_every_list_of_seeds(monkeypatch):
+    book = profiles.load("transfer", "book")
+    shifted = profiles.load("transfer", "book", seed_offset=5)
+    assert shifted.seeds == tuple(s + 5 for s in book.seeds)
+    assert shifted.random_seeds == tuple(s + 5 for s in book.random_seeds)
+    assert shifted.sweep["seeds"] == tuple(s + 5 for s in book.sweep["seeds"])
+    assert shifted.ablations["seeds"] == tuple(s + 5 for s in book.ablations["seeds"])
+    assert shifted.target == book.target  # nothing else moves
+    xor = profiles.load("xor", "ci", seed_offset=2)
+    assert xor.lemma["seeds"] == profiles.load("xor", "ci").lemma["seeds"]  # a count, not seeds
+    monkeypatch.setenv("GROKBOOK_SEED_OFFSET", "7")
+    base = profiles.load("cross", "ci", seed_offset=0).seeds
+    assert profiles.load("cross", "ci").seeds == tuple(s + 7 for s in base)
+    monkeypatch.setenv("GROKBOOK_SEED_OFFSET", "seven")
+    with pytest.raises(ValueError, match="GROKBOOK_SEED_OFFSET must be a non-negative integer"):
+        profiles.load("cross", "ci")
+    with pytest.raises(ValueError, match="seed_offset must be an integer"):
+        profiles.load("cross", "ci", seed_offset=-1)

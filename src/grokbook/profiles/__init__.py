@@ -10,10 +10,12 @@ settings (``grokbook.config``) whose ``BOOK`` value is written once and whose ``
 ``PAPER`` are differences from it (``config.replace``). A chapter reads its settings with
 ``profiles.load("grokking", profile)``; the profile defaults to ``$GROKBOOK_PROFILE``, else
 ``"book"``. An unknown chapter, profile or field is an error listing the known ones.
+``GROKBOOK_SEED_OFFSET=k`` (or ``load(..., seed_offset=k)``) shifts every list of seeds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from typing import Any
@@ -30,11 +32,44 @@ def resolve(profile: str | None = None) -> str:
     return name
 
 
-def load(chapter: str, profile: str | None = None) -> Any:
-    """The settings of ``chapter``'s experiments at ``profile`` (see :func:`resolve`)."""
+def resolve_offset(seed_offset: int | None = None) -> int:
+    """The seed offset to use: ``seed_offset`` if given, else ``$GROKBOOK_SEED_OFFSET``, else 0."""
+    value: Any = seed_offset
+    if value is None:
+        text = os.environ.get("GROKBOOK_SEED_OFFSET", "0").strip()
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"GROKBOOK_SEED_OFFSET must be a non-negative integer, "
+                             f"got {text!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+        raise ValueError(f"seed_offset must be an integer in 0..1000000000, got {value!r}")
+    return value
+
+
+def shift_seeds(settings: Any, offset: int) -> Any:
+    """``settings`` with every list of seeds shifted by ``offset``: fields named ``seeds`` or
+    ``*_seeds`` holding integers, and the ``"seeds"`` entry of dict-valued fields."""
+    if not offset:
+        return settings
+    changes = {}
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if f.name.endswith("seeds") and isinstance(value, (tuple, list)):
+            changes[f.name] = type(value)(s + offset for s in value)
+        elif isinstance(value, dict) and isinstance(value.get("seeds"), (tuple, list)):
+            changes[f.name] = {**value, "seeds": type(value["seeds"])(
+                s + offset for s in value["seeds"])}
+    return dataclasses.replace(settings, **changes)
+
+
+def load(chapter: str, profile: str | None = None, seed_offset: int | None = None) -> Any:
+    """The settings of ``chapter``'s experiments at ``profile`` (see :func:`resolve`), every
+    list of seeds shifted by ``seed_offset`` (see :func:`resolve_offset`): the same chapter on
+    other splits and initialisations, to check that its claims do not rest on its seeds."""
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown chapter {chapter!r}; chapters with profiles: "
                          f"{', '.join(CHAPTERS)}")
     name = resolve(profile)
     module = importlib.import_module(f"grokbook.profiles.{chapter}")
-    return module.PROFILES[name]
+    return shift_seeds(module.PROFILES[name], resolve_offset(seed_offset))
