@@ -216,17 +216,23 @@ class ParityCfg(Settings):
 EMBEDDINGS = ("learned", "one_hot", "binary", "fourier", "text")
 
 
+@dataclass(frozen=True)
+class _FNNSizes(Settings):
+    """The sizes both bias-free FNNs share: embedding width, hidden width, depth, init."""
+
+    d_embed: int = setting(128, _int(1))
+    width: int = setting(512, _int(1))
+    depth: int = setting(3, _int(1))
+    init_scale: float = setting(1.0, RULES["init_scale"])
+
+
 @register
 @dataclass(frozen=True)
-class FNNCfg(Settings):
+class FNNCfg(_FNNSizes):
     """The bias-free FNN on concatenated operand embeddings (``grokbook.models.FNN``);
     ``embedding`` other than ``"learned"`` is a fixed table (``grokbook.embeddings``)."""
 
     kind: ClassVar[str] = "fnn"
-    d_embed: int = setting(128, _int(1))
-    width: int = setting(512, _int(1))
-    depth: int = setting(3, _int(1))
-    init_scale: float = setting(1.0, _real(0, None, low_open=True))
     embedding: str = setting("learned", _choice(*EMBEDDINGS))
 
 
@@ -240,7 +246,7 @@ class TransformerCfg(Settings):
     n_heads: int = setting(4, _int(1))
     d_mlp: int = setting(512, _int(1))
     n_layers: int = setting(1, _int(1))
-    init_scale: float = setting(1.0, _real(0, None, low_open=True))
+    init_scale: float = setting(1.0, RULES["init_scale"])
 
     def validate(self):
         if self.d_model % self.n_heads:
@@ -250,14 +256,10 @@ class TransformerCfg(Settings):
 
 @register
 @dataclass(frozen=True)
-class VectorFNNCfg(Settings):
+class VectorFNNCfg(_FNNSizes):
     """The bias-free FNN on vector inputs (``grokbook.models.VectorFNN``), for sparse parity."""
 
     kind: ClassVar[str] = "vector_fnn"
-    d_embed: int = setting(128, _int(1))
-    width: int = setting(512, _int(1))
-    depth: int = setting(3, _int(1))
-    init_scale: float = setting(1.0, _real(0, None, low_open=True))
 
 
 # ---- optimisation -----------------------------------------------------------------------
@@ -412,14 +414,3 @@ def fingerprint(value: Any) -> str:
             return [plain(x) for x in v]
         return v
     return hashlib.sha256(dumps(plain(value)).encode()).hexdigest()
-
-
-def describe(cfg: Settings) -> str:
-    """One line: the fields that differ from the class's defaults."""
-    parts = []
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else None
-        if value != default:
-            parts.append(f"{f.name}={describe(value) if isinstance(value, Settings) else value}")
-    return f"{type(cfg).__name__}({', '.join(parts)})"

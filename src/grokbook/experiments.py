@@ -17,9 +17,8 @@ split), as everywhere in the book.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -95,10 +94,6 @@ def make_data(cfg: ModularCfg | ParityCfg, seed: int):
     return sparse_parity(cfg.n_bits, cfg.k, cfg.n_train, cfg.n_test, seed=seed)
 
 
-def _vocab(cfg: ModularCfg) -> int:
-    return cfg.p
-
-
 def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
                 freeze_a: bool = False) -> nn.Module:
     """The model of ``cfg`` initialised from ``seed``; given a weak embedding ``a``, the
@@ -113,7 +108,7 @@ def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return VectorFNN(data.n_bits, 1, **options)
-    vocab = _vocab(data)
+    vocab = data.p
     if isinstance(m, TransformerCfg):
         options = {"d_model": m.d_model, "n_heads": m.n_heads, "d_mlp": m.d_mlp,
                    "n_layers": m.n_layers, "init_scale": m.init_scale}
@@ -367,21 +362,6 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
     history = first.followed_by(rest)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(target, seed, history, model, run_key, weak=weak)
-
-
-@dataclass
-class Timer:
-    """Wall time of a block (``with Timer() as t: ...; t.seconds``)."""
-
-    seconds: float = 0.0
-    _start: float = field(default=0.0, repr=False)
-
-    def __enter__(self) -> Timer:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.seconds = time.perf_counter() - self._start
 
 
 # ---- the XOR theory (chapter 3) ---------------------------------------------------------------
