@@ -27,9 +27,10 @@ chapters: install
 html: install
 	$(BIN)/jupyter-book build . -W --keep-going
 
-## test: unit tests, CLI, determinism, and every chapter re-run at the ci profile (nbval)
+## test: unit tests, CLI, determinism, and every chapter re-run at the ci profile (nbval), on
+## two workers of one thread each (a chapter's cells stay on one worker)
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests book

@@ -12,4 +12,8 @@ import matplotlib
 os.environ["GROKBOOK_PROFILE"] = "ci"
 os.environ["GROKBOOK_PROGRESS"] = "0"
 os.environ.setdefault("GROKBOOK_CACHE", "off")  # tests train; a test about the cache sets it
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # `make test` runs two workers on two cores: one thread each (chapter kernels inherit it),
+    # which also checks that every claim holds with one thread.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 matplotlib.use("Agg")

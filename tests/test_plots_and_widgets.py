@@ -123,3 +123,30 @@ def test_the_accelerator_race_trains_every_chosen_method():
     sliders["methods"].value = ()
     button.click()
     assert "error" in status.value and "choose at least one" in status.value
+
+
+def test_tuning_heatmaps_mark_censored_cells_and_the_chosen_one():
+    from grokbook import tuning
+
+    scores = tuning.scores()
+    chosen = {m: tuning.best("cross", "book", "add", m) for m in ("plain", "GrokTransfer")}
+    fig = plots.plot_tuning(scores, "cross", "book", "add", ("plain", "GrokTransfer"), chosen)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        texts = [t.get_text() for t in ax.texts]
+        assert len(texts) == len(tuning.LRS) * len(tuning.WEIGHT_DECAYS)
+        assert any(t.startswith(">") for t in texts)  # a censored cell is a bound, not a number
+        assert len(ax.patches) == 1  # the chosen cell's frame
+    plt.close(fig)
+
+
+def test_seed_plot_shows_every_seed_and_the_count():
+    from grokbook.stats import Censored
+
+    fig, ax = plt.subplots()
+    plots.plot_seed_epochs(ax, {"a": Censored((10.0, None, 30.0), (100.0,) * 3),
+                                "b": Censored((5.0, 6.0), (50.0,) * 2)})
+    points = sum(len(c.get_offsets()) for c in ax.collections)
+    assert points == 5
+    assert {t.get_text() for t in ax.texts} == {"2/3", "2/2"}
+    plt.close(fig)

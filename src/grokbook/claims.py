@@ -7,6 +7,9 @@ differ between profiles.
 
 from __future__ import annotations
 
+import json
+import os
+
 
 class ClaimFailed(AssertionError):
     """A chapter's claim does not hold on the runs it was checked on."""
@@ -14,7 +17,13 @@ class ClaimFailed(AssertionError):
 
 def check(claim: str, holds: bool, figures: object = "") -> None:
     """Print ``PASS: claim``, or print ``FAIL: claim`` and raise :class:`ClaimFailed` with the
-    measured ``figures`` when it does not hold."""
+    measured ``figures`` when it does not hold. With ``GROKBOOK_CLAIMS_LOG=FILE`` set, each
+    claim and its figures are also appended to FILE as one JSON line (for reports)."""
     print(f"{'PASS' if holds else 'FAIL'}: {claim}")
+    log = os.environ.get("GROKBOOK_CLAIMS_LOG")
+    if log:
+        with open(log, "a") as file:
+            file.write(json.dumps({"claim": claim, "holds": bool(holds),
+                                   "figures": str(figures)}) + "\n")
     if not holds:
         raise ClaimFailed(f"claim does not hold: {claim} (measured: {figures})")

@@ -178,6 +178,21 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from grokbook import tuning
+
+    chosen = (tuple(args.profile or tuning.PROFILES), tuple(args.chapter or tuning.TUNED_CHAPTERS))
+    table = args.table or tuning.TABLE
+    command = "grokbook tune " + " ".join(
+        [f"--profile {p}" for p in chosen[0]] + [f"--chapter {c}" for c in chosen[1]])
+    done = tuning.tune(*chosen, path=table, workers=args.workers, scheduler=args.scheduler,
+                       progress=not args.quiet, command=command)
+    left = tuning.missing(done, *chosen)
+    print(f"{table}: {len(tuning.cells(*chosen)) - len(left)} of {len(tuning.cells(*chosen))} "
+          f"cells done")
+    return 0 if not left else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokbook", description="Grokking, reproduced: train models, run the book.")
@@ -269,6 +284,26 @@ def build_parser() -> argparse.ArgumentParser:
                                         "(see grokbook.bench).")
     b.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
     b.set_defaults(handler=_bench)
+
+    u = commands.add_parser(
+        "tune", help="tune every compared method on the same (lr, wd) grid (on Dask)",
+        description="Train each method of chapters 4 and 5 on the grid lr x weight decay "
+                    "from the tuning seeds and write the table the chapters read their "
+                    "settings from (see grokbook.tuning). Cells already in the table are "
+                    "skipped, so a killed run resumes.")
+    u.add_argument("--profile", action="append", choices=["ci", "book"],
+                   help="ci or book; repeat for both (default: both)")
+    u.add_argument("--chapter", action="append", choices=["transfer", "cross"],
+                   help="transfer (ch. 4) or cross (ch. 5); repeat (default: both)")
+    u.add_argument("--table", default=None, help="the table to fill (default: the committed "
+                   "src/grokbook/data/tuning.csv)")
+    u.add_argument("--workers", type=int, default=None,
+                   help="Dask worker processes of one thread each (default: one per core; "
+                        "0: in this process)")
+    u.add_argument("--scheduler", default=None,
+                   help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
+    u.add_argument("--quiet", action="store_true", help="no progress bar")
+    u.set_defaults(handler=_tune)
     return parser
 
 

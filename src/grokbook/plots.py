@@ -219,3 +219,69 @@ def plot_frequency_circle(ax: plt.Axes, table, k: int, title: str = "",
     if title:
         ax.set_title(title)
     return ax
+
+
+def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence[str],
+                chosen: dict[str, tuple[float, float]] | None = None) -> plt.Figure:
+    """One heatmap per method of the tuning grid (``grokbook.tuning.scores``): the median
+    epochs to 95% test over the tuning seeds per (weight decay, lr), ">N" where the median lands
+    on a seed that never got there; the chosen cell of each method is framed."""
+    import seaborn as sns
+
+    rows = scores[(scores.profile == profile) & (scores.chapter == chapter)
+                  & (scores.task == task)]
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 2.9),
+                             squeeze=False, sharey=True)
+    top = float(rows["median"][~rows["censored"].astype(bool)].max())
+    for ax, method in zip(axes[0], methods):
+        cell = rows[rows.method == method]
+        values = cell.pivot(index="weight_decay", columns="lr", values="median")
+        censored = cell.pivot(index="weight_decay", columns="lr", values="censored")
+        labels = values.copy().astype(object)
+        for i, j in np.ndindex(values.shape):
+            v = values.iat[i, j]
+            labels.iat[i, j] = f">{v:.0f}" if censored.iat[i, j] else f"{v:.0f}"
+        sns.heatmap(values, mask=censored.astype(bool).to_numpy(), annot=labels, fmt="",
+                    cmap="YlGnBu_r", vmin=0, vmax=top, cbar=False, ax=ax,
+                    annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white")
+        ax.set_facecolor("0.88")  # never within the budget (on the median seed): grey
+        for i, j in np.ndindex(values.shape):  # the mask hides the censored cells' labels
+            if censored.iat[i, j]:
+                ax.text(j + 0.5, i + 0.5, labels.iat[i, j], ha="center", va="center",
+                        fontsize=7, color="0.35")
+        ax.invert_yaxis()
+        ax.set_title(method)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("weight decay" if ax is axes[0][0] else "")
+        if chosen and method in chosen:
+            lr, wd = chosen[method]
+            j, i = list(values.columns).index(lr), list(values.index).index(wd)
+            ax.add_patch(mpl.patches.Rectangle((j, i), 1, 1, fill=False, edgecolor="black",
+                                               linewidth=2))
+    return fig
+
+
+def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test") -> plt.Axes:
+    """Every seed of every method (``{method: stats.Censored}``): one point per seed, a seed
+    that never got there drawn at its budget as an open marker, the median as a bar."""
+    import pandas as pd
+    import seaborn as sns
+
+    rows = [{"method": name, "value": b if v is None else v,
+             "reached": "yes" if v is not None else "not within budget"}
+            for name, c in data.items() for v, b in zip(c.values, c.budgets)]
+    frame = pd.DataFrame(rows)
+    sns.stripplot(frame, x="value", y="method", hue="reached", ax=ax, jitter=0.2, size=5,
+                  palette={"yes": PALETTE[0], "not within budget": PALETTE[1]},
+                  hue_order=["yes", "not within budget"], marker="o", linewidth=0.6,
+                  edgecolor="black")
+    for i, c in enumerate(data.values()):
+        m = c.median()
+        ax.plot([m.value, m.value], [i - 0.35, i + 0.35], color="black", linewidth=2)
+        ax.annotate(f"{c.k}/{c.n}", (1.0, i), xycoords=("axes fraction", "data"),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel(label)
+    ax.set_ylabel("")
+    ax.legend(title=None, fontsize=7, loc="lower right")
+    return ax

@@ -348,7 +348,8 @@ class MethodsExplorer(Explorer):
 class TransferExplorer(MethodsExplorer):
     """GrokTransfer live: pick the task, the weak model's embedding size and the test accuracy
     at which it stops; train the weak model, then the target twice, from ``A @ B`` and from
-    scratch with the same settings, both on one plot as they train."""
+    scratch, each with its own (lr, weight decay) (the tuned ones to start with), both on one
+    plot as they train."""
 
     names = ("GrokTransfer", "scratch")
 
@@ -356,30 +357,36 @@ class TransferExplorer(MethodsExplorer):
         import ipywidgets as w
 
         P = self.profile
-        target = P.target[P.tasks[0]]
+        task = P.tasks[0]
+        target, scratch = P.target[task], P.scratch[task]
         return {
-            "task": w.ToggleButtons(options=list(P.tasks), value=P.tasks[0],
+            "task": w.ToggleButtons(options=list(P.tasks), value=task,
                                     description="task", style=STYLE),
             "d_w": _slider(w.IntSlider, "weak d_embed",
-                           value=P.weak[P.tasks[0]].model.d_embed, min=2, max=32),
+                           value=P.weak[task].model.d_embed, min=2, max=32),
             "stop": _slider(w.FloatSlider, "weak stops at",
-                            value=P.weak[P.tasks[0]].budget.stop_acc, min=0.05, max=0.95,
+                            value=P.weak[task].budget.stop_acc, min=0.05, max=0.95,
                             step=0.05),
-            "lr": _slider(w.FloatLogSlider, "learning rate", value=target.optim.lr, base=10,
+            "lr": _slider(w.FloatLogSlider, "GT learning rate", value=target.optim.lr, base=10,
                           min=-4, max=-1, step=0.25),
-            "wd": _slider(w.FloatSlider, "weight decay", value=target.optim.weight_decay,
+            "wd": _slider(w.FloatSlider, "GT weight decay", value=target.optim.weight_decay,
                           min=0.0, max=5.0, step=0.1),
+            "scratch_lr": _slider(w.FloatLogSlider, "scratch learning rate",
+                                  value=scratch.optim.lr, base=10, min=-4, max=-1, step=0.25),
+            "scratch_wd": _slider(w.FloatSlider, "scratch weight decay",
+                                  value=scratch.optim.weight_decay, min=0.0, max=5.0, step=0.1),
             "epochs": _slider(w.IntSlider, "epochs", value=target.budget.epochs, min=200,
                               max=10000, step=200),
         }
 
     def run(self, v):
         P, epochs = self.profile, v["epochs"]
-        same = {"optim__lr": v["lr"], "optim__weight_decay": v["wd"], "budget__epochs": epochs,
-                "budget__eval_every": _eval_every(epochs)}
+        budget = {"budget__epochs": epochs, "budget__eval_every": _eval_every(epochs)}
         method = P.grok_transfer(v["task"], weak={"model__d_embed": v["d_w"],
-                                                  "budget__stop_acc": v["stop"]}, **same)
-        scratch = replace(P.scratch[v["task"]], **same)
+                                                  "budget__stop_acc": v["stop"]},
+                                 optim__lr=v["lr"], optim__weight_decay=v["wd"], **budget)
+        scratch = replace(P.scratch[v["task"]], optim__lr=v["scratch_lr"],
+                          optim__weight_decay=v["scratch_wd"], **budget)
         self.status.value = "training the weak model..."
         return self.each({
             "GrokTransfer": lambda cb: method.run(0, progress=False, callback=cb).history,
@@ -398,9 +405,10 @@ RACERS = ("GrokTransfer", "plain", "GrokFast-EMA", "GrokFast-MA")
 
 class AcceleratorRace(MethodsExplorer):
     """Race the accelerators on one plot: pick which of plain training, GrokFast-EMA,
-    GrokFast-MA and GrokTransfer to run and their hyperparameters; train the chapter's
-    Transformer with each in turn (GrokTransfer first trains its weak FNN) and draw every
-    curve as it grows, with epochs and seconds to 95% test underneath."""
+    GrokFast-MA and GrokTransfer to run and their hyperparameters (plain training's tuned
+    (lr, weight decay) for plain and GrokFast, GrokTransfer's own to start with); train the
+    chapter's Transformer with each in turn (GrokTransfer first trains its weak FNN) and draw
+    every curve as it grows, with epochs and seconds to 95% test underneath."""
 
     names = RACERS
 
@@ -408,15 +416,19 @@ class AcceleratorRace(MethodsExplorer):
         import ipywidgets as w
 
         P = self.profile
+        tuned = P.methods()
+        plain, target = tuned["plain"].optim, tuned["GrokTransfer"].target.optim
         return {
             "methods": w.SelectMultiple(options=RACERS, value=RACERS, rows=4,
                                         description="methods", style=STYLE),
-            "lr": _slider(w.FloatLogSlider, "learning rate", value=P.plain.optim.lr, base=10,
+            "lr": _slider(w.FloatLogSlider, "learning rate", value=plain.lr, base=10,
                           min=-4, max=-1, step=0.25),
-            "wd": _slider(w.FloatSlider, "weight decay", value=P.plain.optim.weight_decay,
+            "wd": _slider(w.FloatSlider, "weight decay", value=plain.weight_decay,
                           min=0.0, max=5.0, step=0.1),
+            "gt_lr": _slider(w.FloatLogSlider, "GT learning rate", value=target.lr, base=10,
+                             min=-4, max=-1, step=0.25),
             "gt_wd": _slider(w.FloatSlider, "GT weight decay",
-                             value=P.target.optim.weight_decay, min=0.0, max=5.0, step=0.05),
+                             value=target.weight_decay, min=0.0, max=5.0, step=0.05),
             "alpha": _slider(w.FloatSlider, "EMA alpha", value=P.ema.alpha, min=0.5,
                              max=0.995, step=0.005),
             "lamb": _slider(w.FloatSlider, "EMA lambda", value=P.ema.lamb, min=0.0, max=10.0,
@@ -433,8 +445,8 @@ class AcceleratorRace(MethodsExplorer):
         P, epochs = self.profile, v["epochs"]
         budget = {"budget__epochs": epochs, "budget__eval_every": _eval_every(epochs)}
         P = replace(P, ema=GrokFastCfg("ema", alpha=v["alpha"], lamb=v["lamb"]),
-                    ma=replace(P.ma, window=v["window"]),
-                    target=replace(P.target, optim__lr=v["lr"],
+                    ma=replace(P.ma, window=v["window"]), tuned_optim=(),
+                    target=replace(P.target, optim__lr=v["gt_lr"],
                                    optim__weight_decay=v["gt_wd"], **budget))
         methods = P.methods(optim__lr=v["lr"], optim__weight_decay=v["wd"], **budget)
         return self.each({name: (lambda cb, m=methods[name]: experiments.run_method(

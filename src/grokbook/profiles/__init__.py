@@ -63,13 +63,43 @@ def shift_seeds(settings: Any, offset: int) -> Any:
     return dataclasses.replace(settings, **changes)
 
 
-def load(chapter: str, profile: str | None = None, seed_offset: int | None = None) -> Any:
+def seeds_of(settings: Any) -> set[int]:
+    """Every seed ``settings`` lists (the fields :func:`shift_seeds` shifts)."""
+    out: set[int] = set()
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if f.name.endswith("seeds") and isinstance(value, (tuple, list)):
+            out.update(value)
+        elif isinstance(value, dict) and isinstance(value.get("seeds"), (tuple, list)):
+            out.update(value["seeds"])
+    return out
+
+
+def load(chapter: str, profile: str | None = None, seed_offset: int | None = None,
+         tuned: bool = True) -> Any:
     """The settings of ``chapter``'s experiments at ``profile`` (see :func:`resolve`), every
     list of seeds shifted by ``seed_offset`` (see :func:`resolve_offset`): the same chapter on
-    other splits and initialisations, to check that its claims do not rest on its seeds."""
+    other splits and initialisations, to check that its claims do not rest on its seeds.
+
+    Chapters that compare methods (4 and 5) train each at its tuned (lr, weight decay), read
+    from the committed tuning table (``grokbook.tuning``); ``tuned=False`` gives the settings
+    before tuning, which the tuning grid starts from. An offset that would make a chapter report
+    a tuning seed is refused: tuning and reported seeds stay disjoint."""
+    from grokbook.tuning import TUNING_SEEDS
+
     if chapter not in CHAPTERS:
         raise ValueError(f"unknown chapter {chapter!r}; chapters with profiles: "
                          f"{', '.join(CHAPTERS)}")
     name = resolve(profile)
     module = importlib.import_module(f"grokbook.profiles.{chapter}")
-    return shift_seeds(module.PROFILES[name], resolve_offset(seed_offset))
+    settings = module.PROFILES[name]
+    if tuned and hasattr(module, "tuned"):
+        settings = module.tuned(settings)
+    offset = resolve_offset(seed_offset)
+    settings = shift_seeds(settings, offset)
+    clash = sorted(seeds_of(settings) & set(TUNING_SEEDS))
+    if clash:
+        raise ValueError(f"seed_offset {offset} makes {chapter} report the tuning seeds "
+                         f"{clash}; choose an offset that keeps its seeds away from "
+                         f"{min(TUNING_SEEDS)}..{max(TUNING_SEEDS)}")
+    return settings

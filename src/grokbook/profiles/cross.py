@@ -2,11 +2,12 @@
 
 ci and book: chapter 1's Transformer (one layer, d_model 64; the paper's Fig. 8b has two layers
 of 128) on a+b mod 59 with 50% train, a weak FNN stopped when it first reaches 30% test (the
-paper's rule). GrokTransfer trains with (lr, wd) = (1e-2, 0.1); plain training and GrokFast with
-the paper's GrokFast setting (1e-2, 1) (Fig. 8b), GrokFast's filters at their authors' defaults.
-``low_wd``: plain training and GrokFast again at weight decay 0.1, where plain training is slow.
-ci: the book's seeds 1 and 2 and shorter budgets (a smaller Transformer, d_model 32, did not
-take the transfer on two of three seeds). paper: the 8-layer Transformer of Fig. 8a (d_model
+paper's rule). Each method trains at its tuned (lr, weight decay) (``grokbook.tuning``; before
+tuning: GrokTransfer (1e-2, 0.1), plain training and GrokFast the paper's GrokFast setting
+(1e-2, 1), Fig. 8b), GrokFast's filters at their authors' defaults. ``low_wd``: plain training
+and GrokFast again at (1e-2, 0.1), where plain training is slow. ci: the book's models and data,
+5 seeds instead of 8, shorter budgets (a smaller Transformer, d_model 32, did not take the
+transfer on two of three seeds). paper: the 8-layer Transformer of Fig. 8a (d_model
 512, d_mlp 512, 4 heads of 128) on a+b mod 113 with 30% train, its triples GrokTransfer
 (0.7, 1e-3, 1), scratch (0.4, 5e-4, 1).
 """
@@ -46,6 +47,8 @@ class Cross:
     low_wd_seeds: tuple[int, ...]
     low_wd: float
     low_wd_epochs: int
+    tuned_optim: tuple[tuple[str, float, float], ...] = ()
+    """(method, lr, weight decay) per method, from the tuning table (see :func:`tuned`)."""
 
     @property
     def p(self) -> int:
@@ -55,17 +58,29 @@ class Cross:
     def frac(self) -> float:
         return self.plain.data.frac
 
+    def optim(self, method: str) -> dict[str, float]:
+        """``method``'s tuned optimizer changes (``optim__lr``, ``optim__weight_decay``)."""
+        for name, lr, wd in self.tuned_optim:
+            if name == method:
+                return {"optim__lr": lr, "optim__weight_decay": wd}
+        return {}
+
     def methods(self, **plain_changes) -> dict[str, Method]:
-        """The four methods of the race; ``plain_changes`` change plain training and GrokFast
+        """The four methods of the race, each at its tuned (lr, weight decay);
+        ``plain_changes`` change plain training and GrokFast after tuning
         (``optim__weight_decay=0.1``, ...), not GrokTransfer."""
-        plain = replace(self.plain, **plain_changes)
-        return {"GrokTransfer": GrokTransfer(self.weak, self.target), "plain": plain,
-                "GrokFast-EMA": replace(plain, grad_transform=self.ema),
-                "GrokFast-MA": replace(plain, grad_transform=self.ma)}
+        target = replace(self.target, **self.optim("GrokTransfer"))
+        runs = {name: replace(self.plain, **{**self.optim(name), **plain_changes},
+                              grad_transform=transform)
+                for name, transform in (("plain", None), ("GrokFast-EMA", self.ema),
+                                        ("GrokFast-MA", self.ma))}
+        return {"GrokTransfer": GrokTransfer(self.weak, target), **runs}
 
     def low_wd_methods(self) -> dict[str, Method]:
-        """Plain training and GrokFast at the low weight decay."""
-        methods = self.methods(optim__weight_decay=self.low_wd,
+        """Plain training and GrokFast at the low weight decay and learning rate 1e-2 (the
+        GrokFast paper's regime: a badly regularized, slow baseline), not at their tuned
+        settings."""
+        methods = self.methods(optim__lr=1e-2, optim__weight_decay=self.low_wd,
                                budget__epochs=self.low_wd_epochs)
         return {name: methods[name] for name in METHODS[1:]}
 
@@ -74,20 +89,22 @@ _DATA = ModularCfg("add", 59, 0.5)
 _STOP = {"stop_acc": 0.97, "stop_patience": 3}
 _TRANSFORMER = TransformerCfg(d_model=64, n_heads=4, d_mlp=256, n_layers=1, init_scale=0.5)
 BOOK = Cross(
-    name="book", seeds=(0, 1, 2),
+    name="book", seeds=tuple(range(8)),
     weak=RunCfg(data=_DATA, model=FNNCfg(d_embed=6, width=16, depth=2),
                 optim=OptimCfg(lr=1e-2, weight_decay=0.1),
                 budget=BudgetCfg(4000, eval_every=10, stop_acc=0.3, stop_patience=1)),
     target=RunCfg(data=_DATA, model=_TRANSFORMER,
                   optim=OptimCfg(lr=1e-2, weight_decay=0.1, warmup_steps=10),
-                  budget=BudgetCfg(1000, eval_every=10, **_STOP)),
+                  budget=BudgetCfg(1500, eval_every=10, **_STOP)),
     plain=RunCfg(data=_DATA, model=_TRANSFORMER,
                  optim=OptimCfg(lr=1e-2, weight_decay=1.0, warmup_steps=10),
-                 budget=BudgetCfg(2000, eval_every=10, **_STOP)),
+                 budget=BudgetCfg(1500, eval_every=10, **_STOP)),
     ema=GrokFastCfg("ema", alpha=0.98, lamb=2.0), ma=GrokFastCfg("ma", window=100, lamb=5.0),
     low_wd_seeds=(0, 1), low_wd=0.1, low_wd_epochs=2000,
 )
-CI = replace(BOOK, name="ci", seeds=(1, 2), plain=replace(BOOK.plain, budget__epochs=1200),
+CI = replace(BOOK, name="ci", seeds=tuple(range(5)),
+             target=replace(BOOK.target, budget__epochs=1000),
+             plain=replace(BOOK.plain, budget__epochs=1000),
              low_wd_seeds=(0,), low_wd_epochs=1500)
 _PAPER = {"data__p": 113, "data__frac": 0.3, "budget__epochs": 10000, "budget__eval_every": 20}
 _PAPER_MODEL = {"model__d_model": 512, "model__d_mlp": 512, "model__n_layers": 8}
@@ -100,3 +117,12 @@ PAPER = replace(
     low_wd_epochs=10000,
 )
 PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
+
+
+def tuned(P: Cross) -> Cross:
+    """``P`` with every method at its tuned (lr, weight decay) (``grokbook.tuning``; the paper
+    profile keeps the paper's)."""
+    from grokbook.tuning import best
+
+    chosen = [(method, best("cross", P.name, "add", method)) for method in METHODS]
+    return replace(P, tuned_optim=tuple((m, *lr_wd) for m, lr_wd in chosen if lr_wd))

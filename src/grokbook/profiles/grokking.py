@@ -70,7 +70,7 @@ BOOK = Grokking(
 )
 _CI_DATA = {"data__p": 31, "data__frac": 0.6}
 CI = Grokking(
-    name="ci", seeds=(0, 1),
+    name="ci", seeds=tuple(range(5)),
     fnn=replace(BOOK.fnn, **_CI_DATA, model__d_embed=16, model__width=64, budget__epochs=1200),
     transformer=replace(BOOK.transformer, **_CI_DATA, model__d_model=32, model__d_mlp=128,
                         budget__epochs=1500),

@@ -1,0 +1,244 @@
+"""Fair tuning: every method of a comparison on the same grid, budget and tuning seeds.
+
+A comparison is only fair when each side runs at its own best setting. For each comparison of
+chapters 4 and 5 (scratch against GrokTransfer; plain training against GrokFast's two filters and
+GrokTransfer), every method is trained on the same grid of learning rate x weight decay
+(:data:`LRS` x :data:`WEIGHT_DECAYS`), with the same epoch budget, from the same tuning seeds
+(:data:`TUNING_SEEDS`), which no chapter reports (``grokbook.profiles`` refuses a seed offset
+that would reach them). A cell's score is the median over its seeds of the epochs to 95% test
+accuracy, a seed that never got there censored at the budget (``grokbook.stats``); the best cell
+is the one with the lowest median, ties broken by the mean of the censored epochs, then by the
+smaller weight decay and learning rate. For GrokTransfer only the target's (lr, wd) is tuned; its
+weak model is the chapter's.
+
+The table is committed data (``src/grokbook/data/tuning.csv``), made by ``grokbook tune``
+(:func:`tune`; on Dask, resumable: cells already in the table are skipped), and the chapters'
+profiles read their settings from it (:func:`best`). Nothing is hand-picked.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grokbook.config import RunCfg, replace
+from grokbook.files import atomic_write_bytes
+
+LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+WEIGHT_DECAYS = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0)
+TUNING_SEEDS = (1000, 1001, 1002)
+THRESHOLD = 0.95
+TABLE = Path(str(resources.files("grokbook") / "data" / "tuning.csv"))
+COLUMNS = ("profile", "chapter", "task", "method", "lr", "weight_decay", "seed", "budget",
+           "epoch_95", "seconds_95", "seconds", "weak_epochs", "weak_seconds", "final_train_acc",
+           "final_test_acc", "stopped", "torch", "device", "cpu_capability")
+KEY = ("profile", "chapter", "task", "method", "lr", "weight_decay", "seed")
+TUNED_CHAPTERS = ("transfer", "cross")
+PROFILES = ("ci", "book")  # the paper profile keeps the paper's settings (tuning it needs a GPU)
+BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book"): 1500}
+"""Tuning epochs per (chapter, profile). Chapter 5's ci profile trains the book's Transformer
+on the book's data (fewer seeds, shorter budgets), so it uses the book's rows
+(:data:`TUNED_AS`)."""
+TUNED_AS = {("cross", "ci"): "book"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One tuning run: a method of a comparison at (lr, weight_decay) from one tuning seed."""
+
+    profile: str
+    chapter: str
+    task: str
+    method: str
+    lr: float
+    weight_decay: float
+    seed: int
+
+    def key(self) -> tuple:
+        return tuple(asdict(self)[k] for k in KEY)
+
+
+def table_profile(chapter: str, profile: str) -> str:
+    """The profile whose rows of the table ``profile`` uses for ``chapter``."""
+    return TUNED_AS.get((chapter, profile), profile)
+
+
+def methods(chapter: str, profile: str, untuned: bool = True) -> dict[tuple[str, str], Any]:
+    """``{(task, method): Method}`` of a tuned comparison, from the chapter's untuned profile
+    (the settings before tuning; their (lr, wd) is what the grid replaces)."""
+    from grokbook import profiles
+
+    P = profiles.load(chapter, profile, seed_offset=0, tuned=not untuned)
+    if chapter == "transfer":
+        return {**{(t, "scratch"): P.scratch[t] for t in P.tasks},
+                **{(t, "GrokTransfer"): P.grok_transfer(t) for t in P.tasks}}
+    if chapter == "cross":
+        return {("add", name): method for name, method in P.methods().items()}
+    raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
+
+
+def at(method: Any, lr: float, weight_decay: float, **budget: Any) -> Any:
+    """``method`` with its optimizer's (lr, wd) set (a GrokTransfer's target's) and its budget
+    changed (``epochs=..``, ``stop_acc=..``)."""
+    changes = {"optim__lr": lr, "optim__weight_decay": weight_decay,
+               **{f"budget__{k}": v for k, v in budget.items()}}
+    if isinstance(method, RunCfg):
+        return replace(method, **changes)
+    return type(method)(method.weak, replace(method.target, **changes), method.control,
+                        method.freeze_a)
+
+
+def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS
+          ) -> list[Cell]:
+    """Every tuning cell of ``profiles`` x ``chapters``, slowest first (small learning rates
+    take longest), so that a pool of workers ends together."""
+    out = []
+    for chapter in chapters:
+        for profile in profiles:
+            if table_profile(chapter, profile) != profile:
+                continue
+            for task, method in methods(chapter, profile):
+                out += [Cell(profile, chapter, task, method, lr, wd, seed)
+                        for lr in LRS for wd in WEIGHT_DECAYS for seed in TUNING_SEEDS]
+    return sorted(out, key=lambda c: (c.lr, -c.weight_decay))
+
+
+def missing(table: pd.DataFrame, profiles: tuple[str, ...] = PROFILES,
+            chapters: tuple[str, ...] = TUNED_CHAPTERS) -> list[Cell]:
+    """The cells of ``profiles`` x ``chapters`` that ``table`` does not hold yet."""
+    done = set(map(tuple, table[list(KEY)].itertuples(index=False)))
+    return [c for c in cells(profiles, chapters) if c.key() not in done]
+
+
+def run_cell(cell: Cell) -> dict[str, Any]:
+    """Train one cell (through the run cache) and return its table row."""
+    import torch
+
+    from grokbook.experiments import run_method
+
+    method = methods(cell.chapter, cell.profile)[(cell.task, cell.method)]
+    budget = BUDGETS[(cell.chapter, cell.profile)]
+    method = at(method, cell.lr, cell.weight_decay, epochs=budget, stop_acc=THRESHOLD,
+                stop_patience=1)
+    run = run_method(method, cell.seed, progress=False)
+    h = run.history
+    epoch = h.first_epoch("test_acc", THRESHOLD)
+    weak = run.weak.history if run.weak is not None else None
+    return {**asdict(cell), "budget": budget, "epoch_95": epoch,
+            "seconds_95": h.seconds * epoch / max(h.epoch[-1], 1) if epoch is not None else None,
+            "seconds": h.seconds, "weak_epochs": weak.epoch[-1] if weak else None,
+            "weak_seconds": weak.seconds if weak else None,
+            "final_train_acc": h.train_acc[-1], "final_test_acc": h.test_acc[-1],
+            "stopped": h.stopped, "torch": torch.__version__,
+            "device": str(next(run.model.parameters()).device.type),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+# ---- the table ------------------------------------------------------------------------------
+
+def read(path: str | Path = TABLE) -> pd.DataFrame:
+    """The tuning table, validated: the expected columns, one row per cell, grid values only."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path, comment="#")
+    missing = set(COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: not a tuning table, columns {sorted(missing)} are missing")
+    if table.duplicated(list(KEY)).any():
+        raise ValueError(f"{path}: a cell appears twice: "
+                         f"{table[table.duplicated(list(KEY))][list(KEY)].iloc[0].to_dict()}")
+    for column, allowed in (("lr", LRS), ("weight_decay", WEIGHT_DECAYS)):
+        bad = ~table[column].isin(allowed)
+        if bad.any():
+            raise ValueError(f"{path}: {column} {table[column][bad].iloc[0]!r} is not on the "
+                             f"grid {allowed}")
+    return table[list(COLUMNS)]
+
+
+def write(table: pd.DataFrame, path: str | Path = TABLE, command: str = "") -> Path:
+    """Write the table atomically, sorted by cell, with the command that made it on top."""
+    table = table.sort_values(list(KEY)).reset_index(drop=True)
+    made_by = []
+    if Path(path).exists():
+        made_by = [line for line in Path(path).read_text().splitlines()
+                   if line.startswith("# made by: ")]
+    if command and f"# made by: {command}" not in made_by:
+        made_by.append(f"# made by: {command}")
+    text = io.StringIO()
+    text.write("# Fair tuning table of grokbook (see grokbook.tuning).\n")
+    text.write("".join(line + "\n" for line in made_by))
+    table.to_csv(text, index=False, float_format="%.6g")
+    return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def scores(table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per (profile, chapter, task, method, lr, wd): seeds, how many reached 95% test, the
+    censored median epochs (``median``, with ``censored`` when it lands on a run that never got
+    there) and the mean with never-runs at the budget (``mean``)."""
+    from grokbook.stats import Censored
+
+    table = read() if table is None else table
+    rows = []
+    group = ["profile", "chapter", "task", "method", "lr", "weight_decay"]
+    for key, cell in table.groupby(group, sort=True):
+        values = tuple(None if pd.isna(v) else float(v) for v in cell["epoch_95"])
+        data = Censored(values, tuple(float(b) for b in cell["budget"]))
+        median = data.median()
+        rows.append({**dict(zip(group, key)), "seeds": data.n, "reached": data.k,
+                     "median": median.value, "censored": median.censored,
+                     "mean": sum(b if v is None else v
+                                 for v, b in zip(data.values, data.budgets)) / data.n})
+    return pd.DataFrame(rows)
+
+
+def best(chapter: str, profile: str, task: str, method: str,
+         table: pd.DataFrame | None = None) -> tuple[float, float] | None:
+    """The tuned (lr, weight_decay) of ``method`` on ``task`` (see the module docstring). None
+    for the paper profile, which keeps the paper's settings; an error when the table lacks
+    part of the grid (run ``grokbook tune``)."""
+    if profile not in PROFILES:
+        return None
+    s = scores(table)
+    s = s[(s.profile == table_profile(chapter, profile)) & (s.chapter == chapter)
+          & (s.task == task) & (s.method == method)]
+    if len(s) < len(LRS) * len(WEIGHT_DECAYS) or (s.seeds < len(TUNING_SEEDS)).any():
+        raise ValueError(f"the tuning table lacks cells of {method} on {task} ({chapter}, "
+                         f"profile {profile}): run `grokbook tune --profile "
+                         f"{table_profile(chapter, profile)} --chapter {chapter}`")
+    s = s.assign(rank=s["median"].where(~s["censored"], math.inf))
+    row = s.sort_values(["rank", "mean", "weight_decay", "lr"]).iloc[0]
+    return float(row.lr), float(row.weight_decay)
+
+
+def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS, *,
+         path: str | Path = TABLE, workers: int | None = None, scheduler: str | None = None,
+         progress: bool | None = None, command: str = "") -> pd.DataFrame:
+    """Run every missing cell (see :func:`cells`) on Dask (``grokbook.sweep``) and save each
+    finished row to ``path`` as it arrives: a killed tuning run resumes where it stopped.
+    Returns the table; failed cells are reported and left out (a re-run retries them)."""
+    from grokbook.sweep import CellError, map_cells
+
+    table = read(path)
+    todo = missing(table, profiles, chapters)
+    rows = table.to_dict("records")
+    failures: list[CellError] = []
+
+    def save(cell: Cell, row: Any) -> None:
+        if isinstance(row, CellError):
+            failures.append(row)
+            return
+        rows.append(row)
+        write(pd.DataFrame(rows, columns=COLUMNS), path, command)
+
+    map_cells(run_cell, todo, workers=workers, scheduler=scheduler, progress=progress,
+              desc="tuning cells", on_result=save)
+    for failure in failures:
+        print(failure)
+    return read(path)

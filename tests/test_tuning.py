@@ -1,0 +1,172 @@
+"""The fair-tuning table: validated on read, complete, ranked with censoring, read by the
+profiles, and reproducible (one cell re-run)."""
+
+import math
+import operator
+from dataclasses import asdict
+
+import pandas as pd
+import pytest
+import torch
+
+from grokbook import profiles, sweep, tuning
+
+
+def _rows(method, cells, budget=100):
+    """Table rows for ``method``: ``cells`` maps (lr, wd) to epochs per tuning seed (None:
+    never within ``budget``)."""
+    rows = []
+    for (lr, wd), epochs in cells.items():
+        for seed, epoch in zip(tuning.TUNING_SEEDS, epochs):
+            rows.append({"profile": "book", "chapter": "cross", "task": "add",
+                         "method": method, "lr": lr, "weight_decay": wd, "seed": seed,
+                         "budget": budget, "epoch_95": epoch, "seconds_95": None,
+                         "seconds": 1.0, "weak_epochs": None, "weak_seconds": None,
+                         "final_train_acc": 1.0, "final_test_acc": 0.5, "stopped": "budget",
+                         "torch": "x", "device": "cpu", "cpu_capability": "x"})
+    return rows
+
+
+def _full_grid(method, special):
+    cells = {(lr, wd): (None, None, None) for lr in tuning.LRS for wd in tuning.WEIGHT_DECAYS}
+    cells.update(special)
+    return pd.DataFrame(_rows(method, cells), columns=tuning.COLUMNS)
+
+
+def test_best_ranks_by_censored_median_then_mean():
+    table = _full_grid("plain", {(1e-2, 1.0): (50, 60, None),      # median 60, mean 70
+                                 (3e-3, 2.0): (40, 60, 80),        # median 60, mean 60
+                                 (1e-3, 0.1): (10, None, None)})   # median censored
+    assert tuning.best("cross", "book", "add", "plain", table) == (3e-3, 2.0)
+    assert tuning.best("cross", "ci", "add", "plain", table) == (3e-3, 2.0)  # tuned as book
+    assert tuning.best("cross", "paper", "add", "plain", table) is None
+
+
+def test_a_censored_median_never_wins():
+    table = _full_grid("plain", {(1e-3, 0.1): (10, None, None), (3e-2, 5.0): (90, 95, 99)})
+    assert tuning.best("cross", "book", "add", "plain", table) == (3e-2, 5.0)
+
+
+def test_best_refuses_an_incomplete_grid():
+    table = _full_grid("plain", {}).iloc[3:]
+    with pytest.raises(ValueError, match="grokbook tune"):
+        tuning.best("cross", "book", "add", "plain", table)
+
+
+def test_read_rejects_bad_tables(tmp_path):
+    good = _full_grid("plain", {})
+    path = tmp_path / "t.csv"
+    tuning.write(good.drop(columns=["epoch_95"]), path)
+    with pytest.raises(ValueError, match="epoch_95"):
+        tuning.read(path)
+    tuning.write(pd.concat([good, good.iloc[:1]]), path)
+    with pytest.raises(ValueError, match="twice"):
+        tuning.read(path)
+    bad = good.copy()
+    bad.loc[0, "lr"] = 0.5
+    tuning.write(bad, path)
+    with pytest.raises(ValueError, match="not on the grid"):
+        tuning.read(path)
+
+
+def test_write_keeps_every_command_that_made_the_table(tmp_path):
+    path = tmp_path / "t.csv"
+    table = _full_grid("plain", {(1e-2, 1.0): (1, 2, 3)})
+    tuning.write(table.iloc[:10], path, "grokbook tune --chapter cross")
+    tuning.write(table, path, "grokbook tune --chapter transfer")
+    text = path.read_text()
+    assert "cross" in text and "transfer" in text
+    again = tuning.read(path)
+    assert len(again) == len(table)
+    assert again.loc[again.epoch_95.notna(), "epoch_95"].tolist() == [1, 2, 3]
+
+
+def test_the_committed_table_is_complete():
+    table = tuning.read()
+    assert tuning.missing(table) == []
+    assert set(table.seed) == set(tuning.TUNING_SEEDS)
+
+
+def test_chapters_read_their_settings_from_the_table():
+    for profile in ("ci", "book"):
+        P = profiles.load("transfer", profile)
+        for task in P.tasks:
+            lr, wd = tuning.best("transfer", profile, task, "scratch")
+            assert (P.scratch[task].optim.lr, P.scratch[task].optim.weight_decay) == (lr, wd)
+            lr, wd = tuning.best("transfer", profile, task, "GrokTransfer")
+            assert (P.target[task].optim.lr, P.target[task].optim.weight_decay) == (lr, wd)
+        C = profiles.load("cross", profile)
+        for name, method in C.methods().items():
+            cfg = method.target if name == "GrokTransfer" else method
+            assert (cfg.optim.lr, cfg.optim.weight_decay) == tuning.best("cross", profile,
+                                                                          "add", name)
+    untuned = profiles.load("cross", "book", tuned=False).methods()["plain"]
+    assert untuned.optim.weight_decay == 1.0  # the setting before tuning
+
+
+def test_reported_seeds_never_reach_the_tuning_seeds():
+    with pytest.raises(ValueError, match="tuning seeds"):
+        profiles.load("cross", "ci", seed_offset=min(tuning.TUNING_SEEDS))
+    profiles.load("cross", "ci", seed_offset=7)
+
+
+def test_tuning_resumes_where_it_stopped(tmp_path, monkeypatch):
+    cells = [tuning.Cell("book", "cross", "add", "plain", lr, 1.0, 1000)
+             for lr in tuning.LRS]
+    ran = []
+
+    def fake_run(cell):
+        ran.append(cell)
+        if cell.lr == 3e-2:
+            raise RuntimeError("boom")
+        return {**asdict(cell), **{c: None for c in tuning.COLUMNS if c not in asdict(cell)},
+                "budget": 10, "epoch_95": 5}
+
+    monkeypatch.setattr(tuning, "cells", lambda *a, **k: cells)
+    monkeypatch.setattr(tuning, "run_cell", fake_run)
+    path = tmp_path / "t.csv"
+    first = tuning.tune(path=path, workers=0, progress=False)
+    assert len(first) == 3 and len(ran) == 4  # the failing cell is reported, not saved
+    ran.clear()
+    tuning.tune(path=path, workers=0, progress=False)
+    assert ran == [cells[-1]]  # only the missing cell runs again
+
+
+def test_sweep_runs_cells_on_a_local_dask_cluster():
+    results = sweep.map_cells(operator.neg, [1, 2, "x"], workers=2, progress=False)
+    assert results[:2] == [-1, -2]
+    assert isinstance(results[2], sweep.CellError) and "TypeError" in results[2].error
+
+
+def test_sweep_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="workers"):
+        sweep.map_cells(operator.neg, [1], workers=-1)
+    with pytest.raises(ValueError, match="scheduler"):
+        sweep.map_cells(operator.neg, [1], scheduler="localhost:8786")
+
+
+@pytest.mark.slow
+def test_a_cell_of_the_table_reproduces():
+    """The ci profile's tuned GrokTransfer cell on a*b, re-run here: the same epoch to 95% test
+    on the machine that made it (same torch, same kernels, one thread), within two evaluation
+    intervals elsewhere."""
+    table = tuning.read()
+    lr, wd = tuning.best("transfer", "ci", "mul", "GrokTransfer")
+    row = table[(table.profile == "ci") & (table.chapter == "transfer") & (table.task == "mul")
+                & (table.method == "GrokTransfer") & (table.lr == lr)
+                & (table.weight_decay == wd)].iloc[0]
+    cell = tuning.Cell(*(row[k] for k in tuning.KEY))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        again = tuning.run_cell(tuning.Cell(cell.profile, cell.chapter, cell.task, cell.method,
+                                            float(cell.lr), float(cell.weight_decay),
+                                            int(cell.seed)))
+    finally:
+        torch.set_num_threads(threads)
+    assert not math.isnan(row.epoch_95)
+    same_machine = (row.torch == torch.__version__ and row.device == "cpu"
+                    and row.cpu_capability == torch.backends.cpu.get_cpu_capability())
+    eval_every = profiles.load("transfer", "ci").target["mul"].budget.eval_every
+    assert again["epoch_95"] is not None
+    assert abs(again["epoch_95"] - row.epoch_95) <= (0 if same_machine else 2 * eval_every)
