@@ -73,7 +73,7 @@ CI = Grokking(
     name="ci", seeds=tuple(range(5)),
     fnn=replace(BOOK.fnn, **_CI_DATA, model__d_embed=16, model__width=64, budget__epochs=1200),
     transformer=replace(BOOK.transformer, **_CI_DATA, model__d_model=32, model__d_mlp=128,
-                        budget__epochs=1500),
+                        budget__epochs=3000),
     wd_grid=(0.0, 1.0), frac_grid=(0.6, 0.8), grid_epochs=1500,
     init_scales=BOOK.init_scales, init_epochs=3000,
 )

@@ -46,13 +46,13 @@ BOOK = Xor(
     name="book", p=10000, n=400, eps=0.14, n_test=4000,
     wide={"width": 128, "w_init": 0.01, "a_init": 0.5}, wide_epochs=400,
     lr=0.1, weight_decay=0.1, eval_every=5,
-    weak={"w_init": 0.01, "a_init": 0.01}, weak_epochs=1000, weak_seeds=(0, 1, 2, 3, 4, 5),
+    weak={"w_init": 0.01, "a_init": 0.01}, weak_epochs=1000, weak_seeds=tuple(range(10)),
     lemma={"p": 100, "n": 400, "eps": 0.1, "seeds": tuple(range(24)), "epochs": 500},
     rw=_RW,
     m=2048, v_init=0.4, step=20.0, step_sizes=(2.0, 5.0, 20.0, 50.0, 200.0),
 )
 CI = replace(BOOK, name="ci", p=3000, eps=0.2, n_test=2000,
-             wide={**BOOK.wide, "width": 64}, wide_epochs=300, weak_seeds=(0, 1, 2, 3),
+             wide={**BOOK.wide, "width": 64}, wide_epochs=300,
              lemma={**BOOK.lemma, "seeds": tuple(range(8))}, m=1024, step_sizes=(2.0, 20.0, 200.0))
 PAPER = replace(BOOK, name="paper", p=80000, eps=0.05,
                 wide={**BOOK.wide, "width": 2048}, wide_epochs=300, weak_epochs=3000,
