@@ -69,12 +69,12 @@ def table_profile(chapter: str, profile: str) -> str:
     return TUNED_AS.get((chapter, profile), profile)
 
 
-def methods(chapter: str, profile: str, untuned: bool = True) -> dict[tuple[str, str], Any]:
+def methods(chapter: str, profile: str) -> dict[tuple[str, str], Any]:
     """``{(task, method): Method}`` of a tuned comparison, from the chapter's untuned profile
     (the settings before tuning; their (lr, wd) is what the grid replaces)."""
     from grokbook import profiles
 
-    P = profiles.load(chapter, profile, seed_offset=0, tuned=not untuned)
+    P = profiles.load(chapter, profile, seed_offset=0, tuned=False)
     if chapter == "transfer":
         return {**{(t, "scratch"): P.scratch[t] for t in P.tasks},
                 **{(t, "GrokTransfer"): P.grok_transfer(t) for t in P.tasks}}
