@@ -92,3 +92,33 @@ def replace_budget(cfg, epochs):
     from grokbook.config import replace
 
     return replace(cfg, budget__epochs=epochs)
+
+
+def test_the_code_version_follows_training_code_not_presentation(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "grokbook"
+    shutil.copytree(cache.PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__", "data"))
+    monkeypatch.setattr(cache, "PACKAGE", copy)
+    version = cache.code_version.__wrapped__
+    before = version()
+    (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a style edit\n")
+    assert version() == before
+    (copy / "train.py").write_text((copy / "train.py").read_text() + "\n# a training edit\n")
+    assert version() != before
+
+
+def test_training_never_imports_the_presentation_modules():
+    import subprocess
+    import sys
+
+    training = sorted(f"grokbook.{path.stem}" for path in cache.PACKAGE.glob("*.py")
+                      if path.name not in cache.PRESENTATION) + ["grokbook.profiles"]
+    code = ("import importlib, sys\n"
+            "for name in sys.argv[1:]: importlib.import_module(name)\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('grokbook.')))")
+    loaded = subprocess.run([sys.executable, "-c", code, *training], capture_output=True,
+                            text=True, check=True).stdout.split()
+    shown = {f"grokbook.{name.removesuffix('.py')}" for name in cache.PRESENTATION}
+    assert len(loaded) >= len(training) - 1
+    assert shown.isdisjoint(loaded), shown & set(loaded)

@@ -25,3 +25,13 @@ def test_claims_are_logged_with_their_figures_when_asked(tmp_path, monkeypatch):
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert lines == [{"claim": "two is even", "holds": True, "figures": "{'k': 8}"},
                      {"claim": "three is even", "holds": False, "figures": "3"}]
+
+
+def test_a_long_claim_wraps_to_the_column(capsys):
+    claim = "a claim long enough that it would run past the book's text column " * 3
+    check(claim, True)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) > 1 and lines[0].startswith("PASS: ")
+    assert all(len(line) <= 88 for line in lines)
+    assert all(line.startswith("      ") for line in lines[1:])
+    assert " ".join(line.strip() for line in lines) == f"PASS: {claim}".strip()

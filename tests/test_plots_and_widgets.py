@@ -1,3 +1,4 @@
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
@@ -149,4 +150,18 @@ def test_seed_plot_shows_every_seed_and_the_count():
     points = sum(len(c.get_offsets()) for c in ax.collections)
     assert points == 5
     assert {t.get_text() for t in ax.texts} == {"2/3", "2/2"}
+    xs = sorted(x for c in ax.collections for x, _ in c.get_offsets())
+    assert xs == [5.0, 6.0, 10.0, 30.0, 100.0]  # the never-run at its budget
+    colours = {tuple(colour) for c in ax.collections if len(c.get_offsets())
+               for colour in c.get_facecolor()}
+    assert {mpl.colors.to_rgba(plots.method_colour(m)) for m in "ab"} <= colours
     plt.close(fig)
+
+
+def test_method_colours_are_stable_and_the_style_is_150_dpi():
+    assert plots.method_colour("plain") == plots.method_colour("scratch")
+    assert plots.method_colour("GrokTransfer") != plots.method_colour("plain")
+    assert plots.method_colour("my method") == plots.method_colour("my method")
+    assert plots.method_colour("my method") in plots.PALETTE
+    plots.use_style()
+    assert mpl.rcParams["figure.dpi"] == 150 and mpl.rcParams["savefig.dpi"] == 150

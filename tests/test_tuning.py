@@ -170,3 +170,17 @@ def test_a_cell_of_the_table_reproduces():
     eval_every = profiles.load("transfer", "ci").target["mul"].budget.eval_every
     assert again["epoch_95"] is not None
     assert abs(again["epoch_95"] - row.epoch_95) <= (0 if same_machine else 2 * eval_every)
+
+
+def test_best_cell_is_the_row_best_reads():
+    for chapter, profile, task, method in [("transfer", "ci", "mul", "scratch"),
+                                           ("cross", "book", "add", "GrokFast-EMA")]:
+        row = tuning.best_cell(chapter, profile, task, method)
+        assert (row.lr, row.weight_decay) == tuning.best(chapter, profile, task, method)
+        others = tuning.scores()
+        others = others[(others.chapter == chapter) & (others.task == task)
+                        & (others.method == method)
+                        & (others.profile == tuning.table_profile(chapter, profile))]
+        ranked = others["median"].where(~others["censored"], float("inf"))
+        assert (float("inf") if row.censored else row["median"]) == ranked.min()
+    assert tuning.best_cell("transfer", "paper", "add", "scratch") is None

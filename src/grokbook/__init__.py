@@ -16,7 +16,7 @@ The flow is settings -> experiment -> History -> measure -> figure / claim:
 - ``history``: a run's measurements, saved as strict versioned JSON; ``files``: atomic writes;
 - ``measures``: time gap, spectra, NTK change, r_W; ``stats``: statistics over seeds with runs
   that never got there censored at their budget; ``claims``: the checks that end a chapter;
-- ``plots``, ``widgets``: one figure style, one explorer base;
+- ``plots``, ``tables``, ``widgets``: one figure style, result tables (pandas), one explorer base;
 - ``chapters``, ``bench``, ``cli``: execute the book, measure speed, the ``grokbook`` command.
 """
 

@@ -37,11 +37,21 @@ FORMAT = 1
 PACKAGE = Path(__file__).resolve().parent
 
 
+# Modules that only show, check or launch runs and never change what a run computes: editing a
+# figure's style must not retrain the book. tests/test_cache.py checks that training never
+# imports them.
+PRESENTATION = ("bench.py", "chapters.py", "claims.py", "cli.py", "plots.py", "tables.py",
+                "widgets.py")
+
+
 @cache
 def code_version() -> str:
-    """A hash of the package's source files and the torch version: part of every key."""
+    """A hash of the package's source files (all but :data:`PRESENTATION`) and the torch
+    version: part of every key."""
     digest = hashlib.sha256(torch.__version__.encode())
     for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).as_posix() in PRESENTATION:
+            continue
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

@@ -3,21 +3,32 @@
 A chapter reads its profile from ``$GROKBOOK_PROFILE``, so executing one sets that variable for
 the kernel instead of injecting a parameters cell: the executed notebook stays identical in
 shape to the committed one. Papermill's per-cell timing metadata is stripped afterwards; the
-widget state that nbclient saves is kept, so the rendered page shows the widgets.
+widget state that nbclient saves is kept, so the rendered page shows the widgets. Executing a
+chapter in place (``make book``) records its wall time in ``book/data/runtimes.csv``, the table
+the book's runtimes page shows.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime
+import io
 import os
+import platform
 import re
+import time
 from pathlib import Path
 
 import nbformat
 
+from grokbook import cache
+from grokbook.files import atomic_write_bytes
 from grokbook.profiles import resolve
 
 BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
 KERNEL = "python3"
+RUNTIMES = BOOK_DIR / "data" / "runtimes.csv"
+RUNTIME_COLUMNS = ("chapter", "profile", "seconds", "runs_trained", "cache", "date", "machine")
 
 
 def list_chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
@@ -71,9 +82,15 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
     if profile == "ci" and previous["GROKBOOK_CACHE"] is None:
         os.environ["GROKBOOK_CACHE"] = "off"  # ci runs check the code as it is: never a cache
     try:
+        entries = cache.info()["entries"]
+        start = time.perf_counter()
         notebook = papermill.execute_notebook(
             str(path), None, kernel_name=KERNEL, cwd=str(path.parent), progress_bar=progress,
         )
+        seconds = time.perf_counter() - start
+        trained = cache.info()["entries"] - entries
+        state = ("off" if cache.location() is None else
+                 "warm" if trained == 0 else "cold" if entries == 0 else "partly warm")
     finally:
         for key, value in previous.items():
             if value is None:
@@ -81,4 +98,35 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
             else:
                 os.environ[key] = value
     nbformat.write(clean(notebook), str(output))
+    if output.resolve() == path.resolve():
+        record_runtime(path.stem, profile, seconds, trained if state != "off" else None, state)
     return output
+
+
+def machine() -> str:
+    """A short description of this machine for the runtimes table."""
+    import torch
+
+    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} on "
+            f"{torch.get_num_threads()} threads")
+
+
+def record_runtime(chapter: str, profile: str, seconds: float, runs_trained: int | None,
+                   cache_state: str, table: Path = RUNTIMES) -> None:
+    """Put one chapter's measured wall time into ``table`` (replacing its earlier row for the
+    same profile), written atomically; ``runs_trained`` is None when the run cache was off."""
+    rows = []
+    if table.exists():
+        with open(table, newline="") as file:
+            rows = [row for row in csv.DictReader(file)
+                    if (row["chapter"], row["profile"]) != (chapter, profile)]
+    rows.append({"chapter": chapter, "profile": profile, "seconds": f"{seconds:.0f}",
+                 "runs_trained": "" if runs_trained is None else str(runs_trained),
+                 "cache": cache_state, "date": datetime.date.today().isoformat(),
+                 "machine": machine()})
+    rows.sort(key=lambda row: (row["chapter"], row["profile"]))
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=RUNTIME_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(table, out.getvalue().encode())

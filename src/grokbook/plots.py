@@ -25,24 +25,45 @@ from grokbook.train import History
 
 TRAIN_STYLE = {"linestyle": "--", "alpha": 0.9}
 TEST_STYLE = {"linestyle": "-"}
-PALETTE = ["#1f5fa6", "#d1495b", "#2e933c", "#edae49", "#7b4b94", "#00798c", "#8c564b"]
+# seaborn's colour-blind-safe palette (Okabe-Ito-like), shared by every figure and widget.
+PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#56b4e9",
+           "#949494"]
+# One colour per method wherever it appears (a figure, a widget, another chapter): the reader
+# learns "orange is plain training" once.
+METHOD_COLOURS = {
+    "scratch": PALETTE[1], "plain": PALETTE[1],
+    "GrokTransfer": PALETTE[0],
+    "GrokFast-EMA": PALETTE[2], "GrokFast-MA": PALETTE[4],
+    "random A": PALETTE[7],
+    "NeuralGrok": PALETTE[3], "normalised": PALETTE[5],
+}
+DPI = 150
+
+
+def method_colour(name: str) -> str:
+    """The colour of method ``name`` (see :data:`METHOD_COLOURS`); other names get a palette
+    colour chosen from the name itself, so it is the same in every figure and session."""
+    if name in METHOD_COLOURS:
+        return METHOD_COLOURS[name]
+    return PALETTE[sum(name.encode()) % len(PALETTE)]
 
 
 def use_style() -> None:
-    """Set the book's matplotlib style: small PNGs, readable fonts, light grid, one palette."""
+    """Set the book's figure style once per chapter: seaborn's theme with the colour-blind
+    palette, 150 dpi PNGs, readable legends, constrained layout (no overlapping labels)."""
+    import seaborn as sns
+
+    sns.set_theme(context="notebook", style="whitegrid", palette=PALETTE, font_scale=0.85)
     mpl.rcParams.update({
         "figure.figsize": (6.4, 3.6),
-        "figure.dpi": 90,
-        "savefig.dpi": 90,
+        "figure.dpi": DPI,
+        "savefig.dpi": DPI,
         "figure.constrained_layout.use": True,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
+        "grid.alpha": 0.5,
         "axes.spines.top": False,
         "axes.spines.right": False,
         "axes.prop_cycle": mpl.cycler(color=PALETTE),
-        "font.size": 10,
-        "axes.titlesize": 10,
-        "legend.fontsize": 8,
+        "legend.fontsize": 9,
         "legend.frameon": False,
         "lines.linewidth": 1.6,
     })
@@ -134,6 +155,12 @@ def plot_task_table(data, ax: plt.Axes | None = None) -> plt.Axes:
     return ax
 
 
+def _luminance(rgba) -> float:
+    """Perceived brightness of a colour in [0, 1]: dark cells get white labels."""
+    r, g, b = rgba[:3]
+    return 0.299 * r + 0.587 * g + 0.114 * b
+
+
 def plot_heatmap(ax: plt.Axes, values: np.ndarray, rows: Sequence, cols: Sequence,
                  row_label: str, col_label: str, never: str = "never") -> plt.Axes:
     """A grid of epochs (``values[i, j]``, NaN for "never within the budget"), annotated."""
@@ -142,7 +169,9 @@ def plot_heatmap(ax: plt.Axes, values: np.ndarray, rows: Sequence, cols: Sequenc
     ax.set_facecolor("0.85")
     for (i, j), value in np.ndenumerate(np.asarray(values, dtype=float)):
         text = never if np.isnan(value) else f"{value:.0f}"
-        ax.text(j, i, text, ha="center", va="center", fontsize=8)
+        dark = not np.isnan(value) and _luminance(image.cmap(image.norm(value))) < 0.45
+        ax.text(j, i, text, ha="center", va="center", fontsize=8,
+                color="white" if dark else "black")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     ax.set_xlabel(col_label)
@@ -243,13 +272,14 @@ def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence
             labels.iat[i, j] = f">{v:.0f}" if censored.iat[i, j] else f"{v:.0f}"
         sns.heatmap(values, mask=censored.astype(bool).to_numpy(), annot=labels, fmt="",
                     cmap="YlGnBu_r", vmin=0, vmax=top, cbar=False, ax=ax,
-                    annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white")
+                    annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
         ax.set_facecolor("0.88")  # never within the budget (on the median seed): grey
         for i, j in np.ndindex(values.shape):  # the mask hides the censored cells' labels
             if censored.iat[i, j]:
                 ax.text(j + 0.5, i + 0.5, labels.iat[i, j], ha="center", va="center",
-                        fontsize=7, color="0.35")
+                        fontsize=8, color="0.35")
         ax.invert_yaxis()
+        ax.tick_params(axis="y", rotation=0)
         ax.set_title(method)
         ax.set_xlabel("learning rate")
         ax.set_ylabel("weight decay" if ax is axes[0][0] else "")
@@ -262,26 +292,40 @@ def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence
 
 
 def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test") -> plt.Axes:
-    """Every seed of every method (``{method: stats.Censored}``): one point per seed, a seed
-    that never got there drawn at its budget as an open marker, the median as a bar."""
+    """Every seed of every method (``{method: stats.Censored}``): one dot per seed in the
+    method's colour, a seed that never got there drawn at its budget as a triangle pointing
+    right (">N"), the median as a black bar, "k/n reached" at the right edge."""
     import pandas as pd
     import seaborn as sns
 
-    rows = [{"method": name, "value": b if v is None else v,
-             "reached": "yes" if v is not None else "not within budget"}
-            for name, c in data.items() for v, b in zip(c.values, c.budgets)]
-    frame = pd.DataFrame(rows)
-    sns.stripplot(frame, x="value", y="method", hue="reached", ax=ax, jitter=0.2, size=5,
-                  palette={"yes": PALETTE[0], "not within budget": PALETTE[1]},
-                  hue_order=["yes", "not within budget"], marker="o", linewidth=0.6,
-                  edgecolor="black")
+    order = list(data)
+    frame = pd.DataFrame([{"method": name, "value": b if v is None else v, "reached": v is not None}
+                          for name, c in data.items() for v, b in zip(c.values, c.budgets)])
+    palette = {name: method_colour(name) for name in order}
+    for reached, marker, size in ((True, "o", 5), (False, ">", 7)):
+        part = frame[frame.reached == reached]
+        if len(part):
+            sns.stripplot(part, x="value", y="method", order=order, hue="method", palette=palette,
+                          legend=False, jitter=0.2, size=size, marker=marker, linewidth=0.6,
+                          edgecolor="black", ax=ax)
     for i, c in enumerate(data.values()):
         m = c.median()
         ax.plot([m.value, m.value], [i - 0.35, i + 0.35], color="black", linewidth=2)
         ax.annotate(f"{c.k}/{c.n}", (1.0, i), xycoords=("axes fraction", "data"),
-                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
     ax.set_xscale("log")
     ax.set_xlabel(label)
     ax.set_ylabel("")
-    ax.legend(title=None, fontsize=7, loc="lower right")
+    keys = [mpl.lines.Line2D([], [], linestyle="none", marker=marker, color="0.5",
+                             markeredgecolor="black", label=text)
+            for marker, text in (("o", "reached 95%"), (">", "not within the budget (at it)"))]
+    ax.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=2)
+    return ax
+
+
+def plain_log_ticks(ax: plt.Axes, axis: str = "both") -> plt.Axes:
+    """No labels on a log axis's minor ticks: on an axis spanning about one decade matplotlib
+    labels them, and they run into each other."""
+    for name in ("x", "y") if axis == "both" else (axis,):
+        getattr(ax, f"{name}axis").set_minor_formatter(mpl.ticker.NullFormatter())
     return ax

@@ -18,6 +18,7 @@ profiles read their settings from it (:func:`best`). Nothing is hand-picked.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 from dataclasses import asdict, dataclass
@@ -182,9 +183,20 @@ def scores(table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (profile, chapter, task, method, lr, wd): seeds, how many reached 95% test, the
     censored median epochs (``median``, with ``censored`` when it lands on a run that never got
     there) and the mean with never-runs at the budget (``mean``)."""
+    if table is None and Path(TABLE).exists():
+        return _scores_of_file(str(TABLE), Path(TABLE).stat().st_mtime_ns).copy()
+    return _scores(read() if table is None else table)
+
+
+@functools.cache
+def _scores_of_file(path: str, modified_ns: int) -> pd.DataFrame:
+    """The committed table's scores, computed once per version of the file."""
+    return _scores(read(path))
+
+
+def _scores(table: pd.DataFrame) -> pd.DataFrame:
     from grokbook.stats import Censored
 
-    table = read() if table is None else table
     rows = []
     group = ["profile", "chapter", "task", "method", "lr", "weight_decay"]
     for key, cell in table.groupby(group, sort=True):
@@ -198,11 +210,12 @@ def scores(table: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def best(chapter: str, profile: str, task: str, method: str,
-         table: pd.DataFrame | None = None) -> tuple[float, float] | None:
-    """The tuned (lr, weight_decay) of ``method`` on ``task`` (see the module docstring). None
-    for the paper profile, which keeps the paper's settings; an error when the table lacks
-    part of the grid (run ``grokbook tune``)."""
+def best_cell(chapter: str, profile: str, task: str, method: str,
+              table: pd.DataFrame | None = None) -> pd.Series | None:
+    """The :func:`scores` row of the tuned cell of ``method`` on ``task``: the lowest censored
+    median epochs (a median on a never-run ranks last), ties broken by the mean, then the
+    smaller weight decay and learning rate. None for the paper profile, which keeps the paper's
+    settings; an error when the table lacks part of the grid (run ``grokbook tune``)."""
     if profile not in PROFILES:
         return None
     s = scores(table)
@@ -213,8 +226,14 @@ def best(chapter: str, profile: str, task: str, method: str,
                          f"profile {profile}): run `grokbook tune --profile "
                          f"{table_profile(chapter, profile)} --chapter {chapter}`")
     s = s.assign(rank=s["median"].where(~s["censored"], math.inf))
-    row = s.sort_values(["rank", "mean", "weight_decay", "lr"]).iloc[0]
-    return float(row.lr), float(row.weight_decay)
+    return s.sort_values(["rank", "mean", "weight_decay", "lr"]).iloc[0]
+
+
+def best(chapter: str, profile: str, task: str, method: str,
+         table: pd.DataFrame | None = None) -> tuple[float, float] | None:
+    """The tuned (lr, weight_decay) of ``method`` on ``task`` (see :func:`best_cell`)."""
+    row = best_cell(chapter, profile, task, method, table)
+    return None if row is None else (float(row.lr), float(row.weight_decay))
 
 
 def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS, *,

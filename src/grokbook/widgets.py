@@ -18,13 +18,14 @@ from grokbook import experiments, measures
 from grokbook.config import GrokFastCfg, ModularCfg, replace
 from grokbook.embeddings import make_table
 from grokbook.history import History
-from grokbook.plots import PALETTE, plot_curves, plot_embedding, training_figure
+from grokbook.plots import PALETTE, method_colour, plot_curves, plot_embedding, training_figure
 from grokbook.tasks import is_prime
 
 PRIMES = tuple(n for n in range(17, 114) if is_prime(n))
 REDRAWS = 15  # redraw the figure about this many times per run
-STYLE = {"description_width": "120px"}
-LAYOUT = {"width": "380px"}
+# Labels as wide as their text (a fixed width cut "GrokTransfer lr" off), controls 440 px wide.
+STYLE = {"description_width": "initial"}
+LAYOUT = {"width": "440px"}
 
 
 def _slider(kind, description: str, **options):
@@ -317,16 +318,16 @@ def xor_explorer(profile, initial: tuple | None = None):
 # ---- chapters 4 and 5: methods side by side --------------------------------------------------
 
 class MethodsExplorer(Explorer):
-    """An explorer whose result is several methods' runs, ``{name: History}``: one colour per
-    method name in ``names``, test (solid) and train (dashed) accuracy, and epochs and seconds
-    to 95% test underneath."""
+    """An explorer whose result is several methods' runs, ``{name: History}``: each method in
+    its colour of every figure (:func:`grokbook.plots.method_colour`), test (solid) and train
+    (dashed) accuracy, and epochs and seconds to 95% test underneath."""
 
     names: tuple[str, ...] = ()
 
     def plot(self, runs: dict[str, History]) -> plt.Figure:
         fig, ax = plt.subplots(figsize=self.figsize)
         for name, run in runs.items():
-            color = PALETTE[self.names.index(name) % len(PALETTE)] if name in self.names else None
+            color = method_colour(name)
             ax.plot(run.epoch[1:], run.test_acc[1:], color=color, label=f"{name} test")
             ax.plot(run.epoch[1:], run.train_acc[1:], color=color, linestyle="--", linewidth=1)
         ax.set_xscale("log")

@@ -1,0 +1,40 @@
+"""Result tables the chapters show: pandas DataFrames, one row per method (or setting).
+
+A table renders as HTML in the book and in Jupyter, with its own scroll bar where it is wide,
+and a reader can sort, filter or save it (``df.to_csv``); a printed line of eight seeds does
+none of that and runs past the column. Every count comes from :mod:`grokbook.stats`, so a
+run that never got there is shown as "never" and a median that lands on one as ">N".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from grokbook.history import History
+from grokbook.stats import Censored, censored, time_gaps
+
+
+def per_seed(values: Censored) -> str:
+    """``"270, never, 580"``: every seed's value, in seed order."""
+    return ", ".join("never" if v is None else f"{v:.0f}" for v in values.values)
+
+
+def seeds_table(groups: Mapping[str, Sequence[History]], *, time_gap: bool = True,
+                index_name: str = "method") -> pd.DataFrame:
+    """Epochs to 95% test accuracy per group of runs: how many seeds got there (``k/n``), the
+    censored median, every seed's epoch, and the same for the time gap when ``time_gap``."""
+    rows = {}
+    for name, histories in groups.items():
+        epochs = censored(histories)
+        row = {"reached 95% test": f"{epochs.k}/{epochs.n}",
+               "median epochs": str(epochs.median()),
+               "epochs per seed": per_seed(epochs)}
+        if time_gap:
+            gaps = time_gaps(histories)
+            row |= {"median time gap": str(gaps.median()), "time gap per seed": per_seed(gaps)}
+        rows[name] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = index_name
+    return table
