@@ -65,9 +65,11 @@ def test_no_control_characters(notebook):
 
 def test_prose_has_no_stray_emphasis_or_linkified_file_names(notebook):
     for index, cell in enumerate(notebook.cells):
-        if cell.cell_type != "markdown":
-            continue
-        prose = _prose(cell.source)
+        texts = [cell.source] if cell.cell_type == "markdown" else [
+            str(o["data"]["text/markdown"]) for o in cell.get("outputs", [])
+            if "text/markdown" in o.get("data", {})]
+        texts += [cell.metadata.get("mystnb", {}).get("figure", {}).get("caption", "")]
+        prose = _prose("\n".join(texts))
         star = re.search(r"\w\*\w", prose.replace(r"\*", ""))
         assert star is None, f"cell {index}: {star.group()!r} turns into italics: write a\\*b"
         name = re.search(r"\b[\w-]+\.(md|py|txt|yml|csv)\b", prose)
@@ -127,7 +129,7 @@ def test_every_figure_has_a_caption_alt_text_and_hidden_plumbing(notebook):
         assert _images(cell) == 1, f"cell {index}: one figure per cell, so one caption fits"
         assert figure.get("name") and figure["name"] not in names
         names.add(figure["name"])
-        if cell.source.count("\n") >= 3:
+        if cell.source.count("\n") >= 4:
             assert _tags(cell) & {"hide-input", "remove-input"}, f"cell {index}: plumbing shown"
 
 
@@ -159,3 +161,24 @@ def test_set_repository_rewrites_config_and_every_install_cell(tmp_path):
         assert 'REPOSITORY = "file:///tmp/a-clone"' in first.source
     with pytest.raises(ValueError, match="url must start with"):
         set_repository.set_url("github.com/x", tmp_path)
+
+
+def test_course_page_states_each_chapters_learning_goals_word_for_word():
+    course = (ROOT / "book" / "course.md").read_text()
+    for path in CHAPTERS:
+        number = int(path.name[:2])
+        section = course.split(f"## Chapter {number}.", 1)[1]
+        listed = section.split("In this chapter you will\n\n", 1)[1].split("\n\n", 1)[0]
+        opening = _read(path).cells[0].source.split("In this chapter you will\n\n", 1)[1]
+        assert opening.split("\n\n", 1)[0].strip() == listed.strip(), path.stem
+
+
+def test_glossary_terms_used_in_the_chapters_exist():
+    glossary = (ROOT / "book" / "glossary.md").read_text()
+    defined = set(re.findall(r"^(\S.*)$", glossary.split("```{glossary}", 1)[1], re.M))
+    for path in CHAPTERS:
+        text = "\n".join(c.source for c in _read(path).cells if c.cell_type == "markdown")
+        used = re.findall(r"\{term\}`(?:[^`<]*<([^>]+)>|([^`]+))`", text)
+        assert used, f"{path.stem} links no glossary term"
+        for target, plain in used:
+            assert (target or plain) in defined, f"{path.stem}: no glossary entry {target or plain}"

@@ -21,3 +21,15 @@ def test_seeds_table_counts_medians_and_never_runs():
     assert slow["reached 95% test"] == "1/3" and slow["median epochs"].startswith(">")
     assert slow["epochs per seed"] == "never, 90, never"
     assert "median time gap" not in tables.seeds_table({"x": [_run(10, 20)]}, time_gap=False)
+
+
+def test_tuned_cells_lists_each_methods_best_cell():
+    from grokbook import tuning
+
+    table = tables.tuned_cells("transfer", ("book", "ci"), ("add", "mul"),
+                               ("scratch", "GrokTransfer"))
+    assert len(table) == 8
+    row = table.loc[("ci", "mul", "scratch")]
+    assert (row.lr, row["weight decay"]) == tuning.best("transfer", "ci", "mul", "scratch")
+    assert row.budget == tuning.BUDGETS[("transfer", "ci")]
+    assert row["tuning seeds reached"].endswith(f"/{len(tuning.TUNING_SEEDS)}")

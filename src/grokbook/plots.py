@@ -196,7 +196,7 @@ def plot_embedding(ax: plt.Axes, table, title: str = "", labels: int = 6) -> plt
     numbers = np.arange(len(x))
     ax.plot(x, y, color="0.75", linewidth=0.6, zorder=1)
     ax.scatter(x, y, c=numbers, cmap="twilight", s=14, zorder=2)
-    for n in numbers[:: max(1, len(x) // labels)]:
+    for n in numbers[:: max(1, len(x) // labels)] if labels > 0 else ():
         ax.annotate(str(n), (x[n], y[n]), fontsize=7, xytext=(2, 2), textcoords="offset points")
     ax.set_xlabel(f"PC 1 ({explained[0]:.0%} of variance)")
     ax.set_ylabel(f"PC 2 ({explained[1]:.0%})")
@@ -324,8 +324,12 @@ def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test"
 
 
 def plain_log_ticks(ax: plt.Axes, axis: str = "both") -> plt.Axes:
-    """No labels on a log axis's minor ticks: on an axis spanning about one decade matplotlib
-    labels them, and they run into each other."""
+    """Readable ticks on a log axis spanning a decade or two: majors at 1, 2 and 5 times a power
+    of ten, written as plain numbers, and no minor labels (matplotlib labels the minor ticks of
+    such an axis, and they run into each other)."""
     for name in ("x", "y") if axis == "both" else (axis,):
-        getattr(ax, f"{name}axis").set_minor_formatter(mpl.ticker.NullFormatter())
+        target = getattr(ax, f"{name}axis")
+        target.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        target.set_major_formatter(mpl.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        target.set_minor_formatter(mpl.ticker.NullFormatter())
     return ax

@@ -38,3 +38,26 @@ def seeds_table(groups: Mapping[str, Sequence[History]], *, time_gap: bool = Tru
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.index.name = index_name
     return table
+
+
+def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
+                methods: Sequence[str]) -> pd.DataFrame:
+    """The tuned cell of every method on every task for each profile's tuning table
+    (:func:`grokbook.tuning.best_cell`): its (lr, weight decay), the median epochs to 95% test
+    over the tuning seeds (">N" where that median seed never got there), how many tuning seeds
+    got there, and the budget."""
+    from grokbook import tuning
+
+    rows = []
+    for profile in profiles:
+        size = tuning.table_profile(chapter, profile)
+        for task in tasks:
+            for method in methods:
+                cell = tuning.best_cell(chapter, profile, task, method)
+                rows.append({"table": size, "task": task, "method": method, "lr": cell.lr,
+                             "weight decay": cell.weight_decay,
+                             "median epochs": f"{'>' if cell.censored else ''}"
+                                              f"{cell['median']:.0f}",
+                             "tuning seeds reached": f"{cell.reached}/{cell.seeds}",
+                             "budget": tuning.BUDGETS[(chapter, size)]})
+    return pd.DataFrame(rows).set_index(["table", "task", "method"])
