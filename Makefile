@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PROFILE ?= book
 CHAPTER ?= all
 
-.PHONY: install book chapters html test lint bench clean
+.PHONY: install book chapters html check-html test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +26,18 @@ chapters: install
 ## html: build _build/html from the committed notebooks, warnings as errors
 html: install
 	$(BIN)/jupyter-book build . -W --keep-going
+
+## check-html: build the HTML, then open every page in headless Chromium (desktop and phone
+## widths, offline: CDN assets come from node_modules) and fail on rendering, link and
+## accessibility defects; screenshots and report.json in _build/check-html/. Needs Debian's
+## chromium (apt-get install chromium) and npm.
+check-html: install html node_modules/.package-lock.json
+	$(BIN)/python devtools/check_html.py
+
+# npm ci when node_modules is missing or older than the lock file
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## test: unit tests, CLI, determinism, and every chapter re-run at the ci profile (nbval), on
 ## two workers of one thread each (a chapter's cells stay on one worker)
