@@ -45,7 +45,7 @@ import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
@@ -65,11 +65,9 @@ COLUMN_JS = (
 CONTENT_JS = (
     "document.querySelector('#main-content') || document.querySelector('main') || document.body"
 )
-# An element with overflow hidden may be this much wider inside than outside before it
-# counts as clipping content: MathJax's inline math (span.math, overflow hidden in the
-# theme) reports a few px of invisible italic-correction and spacing (checked on
-# screenshots: nothing is cut at 8 px), while a cut-off glyph or word is wider than this.
-CLIP_SLACK_PX = 12
+# How far (px) drawn content may stick out of an overflow-hidden box before it counts as
+# cut off: glyph overhangs of italic math are a pixel or two.
+CLIP_SLACK_PX = 2
 AXE_IMPACTS = ("serious", "critical")
 # axe violations that come from sphinx-book-theme / pydata-sphinx-theme markup rather than
 # from the book's content, and that no notebook can fix. Each entry names the rule, the CSS
@@ -440,13 +438,44 @@ OVERFLOW_JS = r"""() => {
             section: h ? h.textContent.replace('#', '').trim() : ''};
   };
   const scrollsX = (s) => s.overflowX === 'auto' || s.overflowX === 'scroll';
+  const clipsX = (s) => s.overflowX === 'hidden' || s.overflowX === 'clip';
+  // Boxes a reader does not see: not rendered, invisible, or screen-reader only (MathJax's
+  // assistive MathML and other visually-hidden elements are 1px-clipped absolute boxes
+  // that may stick out of the column without anyone seeing or scrolling to them).
+  const unseen = (el, s) => s.display === 'none' || s.visibility === 'hidden'
+    || s.position === 'fixed' || el.tagName === 'MJX-ASSISTIVE-MML'
+    || (s.position === 'absolute' && (s.clip !== 'auto' || s.clipPath !== 'none'));
+  // Right edge of el's own text (text that does not wrap runs out of its box).
+  const textRight = (el) => {
+    let edge = -Infinity;
+    for (const node of el.childNodes) {
+      if (node.nodeType !== Node.TEXT_NODE || !node.textContent.trim()) continue;
+      const range = document.createRange();
+      range.selectNodeContents(node);
+      for (const box of range.getClientRects()) edge = Math.max(edge, box.right);
+    }
+    return edge;
+  };
+  // Right edge of what is drawn inside el (not counting what its scrollers or clippers hide).
+  const drawnRight = (el) => {
+    let edge = textRight(el);
+    for (const child of el.children) {
+      const s = getComputedStyle(child);
+      if (unseen(child, s)) continue;
+      const r = child.getBoundingClientRect();
+      if (r.width > 1 && r.height > 1) edge = Math.max(edge, r.right);
+      if (!scrollsX(s) && !clipsX(s)) edge = Math.max(edge, drawnRight(child));
+    }
+    return edge;
+  };
   const visit = (el) => {
     for (const child of el.children) {
       const s = getComputedStyle(child);
-      if (s.display === 'none' || s.visibility === 'hidden' || s.position === 'fixed') continue;
+      if (unseen(child, s)) continue;
       const r = child.getBoundingClientRect();
       if (r.width <= 1 || r.height <= 1) { visit(child); continue; }
-      const past = Math.max(r.right - right, left - r.left);
+      const past = Math.max(r.right - right, left - r.left,
+                            scrollsX(s) || clipsX(s) ? 0 : textRight(child) - right);
       if (past > 1) {
         out.push(Object.assign(describe(child), {
           kind: 'wider than column', px: Math.round(past), width: Math.round(r.width),
@@ -454,11 +483,13 @@ OVERFLOW_JS = r"""() => {
         continue;
       }
       if (scrollsX(s)) continue;  // whatever is inside scrolls
-      const clips = s.overflowX === 'hidden' || s.overflowX === 'clip';
-      if (clips && child.scrollWidth > child.clientWidth + CLIP_SLACK) {
-        out.push(Object.assign(describe(child), {
-          kind: 'clipped (overflow hidden)', px: child.scrollWidth - child.clientWidth,
-          width: child.scrollWidth, column: child.clientWidth}));
+      if (clipsX(s)) {
+        const cut = drawnRight(child) - r.right;
+        if (cut > CLIP_SLACK) {
+          out.push(Object.assign(describe(child), {
+            kind: 'cut off (overflow hidden, no scrollbar)', px: Math.round(cut),
+            width: Math.round(r.width + cut), column: Math.round(r.width)}));
+        }
         continue;
       }
       visit(child);
@@ -601,7 +632,7 @@ def find_broken_links(
         elif (
             parts.scheme in ("http", "https")
             and FILE_NAME_HOST.search(parts.netloc)
-            and link["text"] in (parts.netloc, link["href"])
+            and link["text"].lower() in (parts.netloc.lower(), link["href"].lower().rstrip("/"))
         ):
             problems.append(
                 Problem(
@@ -694,9 +725,26 @@ def book_pages(site_root: Path) -> list[str]:
     pages = [
         path.relative_to(site_root).as_posix()
         for path in sorted(site_root.rglob("*.html"))
-        if not path.relative_to(site_root).parts[0].startswith("_")
+        if not any(part.startswith(("_", ".")) for part in path.relative_to(site_root).parts)
+        and "node_modules" not in path.relative_to(site_root).parts
     ]
     return pages
+
+
+def redirect_target(site: Site, path: str) -> str | None:
+    """The URL a meta-refresh page (like Jupyter Book's index.html) sends the reader to."""
+    text = (site.root / path).read_text(encoding="utf-8", errors="replace")
+    match = re.search(r'http-equiv="refresh"[^>]*content="[^"]*url=([^"]+)"', text, re.IGNORECASE)
+    if match is None:
+        return None
+    return urljoin(site.url(path), match.group(1).strip())
+
+
+def check_redirect(site: Site, path: str, target: str, width: str) -> list[Problem]:
+    """A redirect page is not opened (it navigates away); its target must exist."""
+    if site.file_for(target) is None:
+        return [Problem("broken-link", f"redirects to a missing page: {target}", width)]
+    return []
 
 
 def check_page(
@@ -712,6 +760,9 @@ def check_page(
 
     A check that cannot complete is itself reported (rule check-error), never skipped.
     """
+    target = redirect_target(site, path)
+    if target is not None:
+        return check_redirect(site, path, target, width)
     for attempt in (1, 2):
         try:
             return check_page_once(browser, site, path, width, axe_script, screenshot, anchor_cache)
@@ -831,7 +882,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=REPO / "_build" / "check-html",
         help="screenshots and report.json",
     )
-    parser.add_argument("--node-modules", type=Path, default=REPO / "node_modules")
+    parser.add_argument(
+        "--node-modules", type=Path, default=REPO / "_build" / "npm" / "node_modules"
+    )
     parser.add_argument(
         "--page", action="append", help="check only this page (repeatable), e.g. book/intro.html"
     )
