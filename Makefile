@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PROFILE ?= book
 CHAPTER ?= all
+# npm copies of the CDN assets and axe-core for check-html (see check-html below)
+NPM_DIR := _build/npm
 
-.PHONY: install book chapters html test lint bench clean
+.PHONY: install book chapters html check-html test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -26,6 +28,23 @@ chapters: install
 ## html: build _build/html from the committed notebooks, warnings as errors
 html: install
 	$(BIN)/jupyter-book build . -W --keep-going
+
+## check-html: build the HTML, then open every page in headless Chromium (desktop and phone
+## widths, offline: CDN assets come from npm copies) and fail on rendering, link and
+## accessibility defects; screenshots and report.json in _build/check-html/. Needs Debian's
+## chromium (apt-get install chromium) and npm.
+check-html: install html $(NPM_DIR)/node_modules/.package-lock.json
+	$(BIN)/python devtools/check_html.py --node-modules $(NPM_DIR)/node_modules
+
+# npm ci (package.json, package-lock.json) when the copies are missing or older than the lock.
+# Installed under _build/, not at the root: Sphinx would read the Markdown files in
+# node_modules' hidden folders (.github/*.md), which only_build_toc_files does not exclude,
+# and -W fails the build. Move back to the root once _config.yml excludes node_modules.
+$(NPM_DIR)/node_modules/.package-lock.json: package.json package-lock.json
+	mkdir -p $(NPM_DIR)
+	cp package.json package-lock.json $(NPM_DIR)/
+	cd $(NPM_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 ## test: unit tests, CLI, determinism, and every chapter re-run at the ci profile (nbval), on
 ## two workers of one thread each (a chapter's cells stay on one worker)
