@@ -7,7 +7,7 @@ CHAPTER ?= all
 # npm copies of the CDN assets and axe-core for check-html (see check-html below)
 NPM_DIR := _build/npm
 
-.PHONY: install book chapters html check-html test lint bench clean
+.PHONY: install book chapters html check-html check-download test lint bench clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,13 @@ chapters: install
 ## html: build _build/html from the committed notebooks, warnings as errors
 html: install
 	$(BIN)/jupyter-book build . -W --keep-going
+
+## check-download: a chapter (DOWNLOAD, default 01_grokking) downloaded as a notebook runs in a
+## fresh virtual environment that has only Jupyter: its first cell installs grokbook from a
+## local clone of this repository (its committed HEAD), then every cell runs at the ci profile
+DOWNLOAD ?= 01_grokking
+check-download: install
+	$(BIN)/python devtools/check_download.py $(DOWNLOAD)
 
 ## check-html: build the HTML, then open every page in headless Chromium (desktop and phone
 ## widths, offline: CDN assets come from npm copies) and fail on rendering, link and

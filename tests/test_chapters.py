@@ -45,3 +45,19 @@ def test_committed_chapter_is_clean_and_complete(path):
     assert claim_lines and claim_lines[0].startswith("PASS: ")
     assert all(line.startswith(("PASS: ", " " * 6)) for line in claim_lines)
     assert path.stat().st_size < 3_000_000
+
+
+def test_runtimes_keep_one_row_per_chapter_profile_and_cache_state(tmp_path):
+    table = tmp_path / "runtimes.csv"
+    table.write_text("chapter,profile,seconds,cached,date,machine\n01_grokking,book,,,,\n")
+    chapters.record_runtime("01_grokking", "book", 300.4, 120, "cold", table)
+    chapters.record_runtime("01_grokking", "book", 20.0, 0, "warm", table)
+    chapters.record_runtime("01_grokking", "book", 290.0, 120, "cold", table)
+    chapters.record_runtime("02_embeddings", "ci", 9.0, None, "off", table)
+    lines = table.read_text().splitlines()
+    assert lines[0] == ",".join(chapters.RUNTIME_COLUMNS)
+    rows = [line.split(",") for line in lines[1:]]
+    assert [(r[0], r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("01_grokking", "book", "290", "120", "cold"), ("01_grokking", "book", "20", "0", "warm"),
+        ("02_embeddings", "ci", "9", "", "off")]
+    assert not list(tmp_path.glob("*.tmp*"))

@@ -165,3 +165,16 @@ def test_method_colours_are_stable_and_the_style_is_150_dpi():
     assert plots.method_colour("my method") in plots.PALETTE
     plots.use_style()
     assert mpl.rcParams["figure.dpi"] == 150 and mpl.rcParams["savefig.dpi"] == 150
+
+
+def test_the_explorer_figure_is_an_image_with_alt_text(monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    grokking_explorer(profiles.load("grokking", "ci"), initial=fake(5))
+    (image,) = shown
+    page = image.data
+    assert page.startswith('<img src="data:image/png;base64,')
+    alt = page.split(' alt="', 1)[1].split('"', 1)[0]
+    assert "against epoch" in alt and "95% train" in alt

@@ -113,18 +113,21 @@ def machine() -> str:
 
 def record_runtime(chapter: str, profile: str, seconds: float, runs_trained: int | None,
                    cache_state: str, table: Path = RUNTIMES) -> None:
-    """Put one chapter's measured wall time into ``table`` (replacing its earlier row for the
-    same profile), written atomically; ``runs_trained`` is None when the run cache was off."""
+    """Put one chapter's measured wall time into ``table``, replacing its earlier row for the
+    same profile and cache state (cold, warm, partly warm or off: a cold and a warm run are
+    both kept), written atomically; ``runs_trained`` is None when the run cache was off."""
     rows = []
     if table.exists():
         with open(table, newline="") as file:
-            rows = [row for row in csv.DictReader(file)
-                    if (row["chapter"], row["profile"]) != (chapter, profile)]
+            rows = [{column: row.get(column) or "" for column in RUNTIME_COLUMNS}
+                    for row in csv.DictReader(file)
+                    if (row.get("chapter"), row.get("profile"), row.get("cache"))
+                    != (chapter, profile, cache_state) and row.get("seconds")]
     rows.append({"chapter": chapter, "profile": profile, "seconds": f"{seconds:.0f}",
                  "runs_trained": "" if runs_trained is None else str(runs_trained),
                  "cache": cache_state, "date": datetime.date.today().isoformat(),
                  "machine": machine()})
-    rows.sort(key=lambda row: (row["chapter"], row["profile"]))
+    rows.sort(key=lambda row: (row["chapter"], row["profile"], row["cache"]))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=RUNTIME_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -75,7 +75,9 @@ class Explorer:
         self.controls = self.make_controls()
         self.status = w.HTML()
         self.figure = w.Output()
-        self.button = w.Button(description="Train", button_style="primary", icon="play")
+        # The default style: ipywidgets' "primary" blue fails the contrast check (3.1:1), and
+        # an icon loads a font the rendered book cannot serve.
+        self.button = w.Button(description="Train", tooltip="train with these settings")
         self.button.on_click(self.click)
         if initial is not None:
             self.show(initial)
@@ -99,14 +101,35 @@ class Explorer:
     def values(self) -> dict[str, Any]:
         return {name: control.value for name, control in self.controls.items()}
 
+    def alt_text(self, fig: plt.Figure, result: Any) -> str:
+        """Words for readers who cannot see the figure: its panels' titles and axes, and the
+        result's summary."""
+        panels = [f"{ax.get_title() or 'a panel'}: {ax.get_ylabel() or 'value'} against "
+                  f"{ax.get_xlabel() or 'x'}" for ax in fig.axes if ax.get_visible()
+                  and (ax.get_xlabel() or ax.get_ylabel())]
+        text = "; ".join(panels) or "the explorer's figure"
+        summary = self.describe(result)
+        return text + (f". {summary}" if summary else "")
+
     def show(self, result: Any) -> None:
-        from IPython.display import clear_output, display
+        """Draw ``result`` into the figure area, as an image with alt text (the rendered book
+        shows it from the saved widget state)."""
+        import base64
+        import html
+        import io
+
+        from IPython.display import HTML, clear_output, display
 
         fig = self.plot(result)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        alt = html.escape(self.alt_text(fig, result), quote=True)
+        plt.close(fig)
+        data = base64.b64encode(buffer.getvalue()).decode()
         with self.figure:
             clear_output(wait=True)
-            display(fig)
-            plt.close(fig)
+            display(HTML(f'<img src="data:image/png;base64,{data}" alt="{alt}" '
+                         f'width="{round(fig.get_figwidth() * 100)}" style="max-width: 100%">'))
 
     def live(self, epochs: int, eval_every: int,
              draw: Callable[[History], Any] | None = None) -> Callable[[History], None]:
