@@ -27,6 +27,7 @@ chapters: install
 
 ## html: build _build/html from the committed notebooks, warnings as errors
 html: install
+	rm -rf _build/html  # Sphinx 7.4 does not overwrite a copied static file (_static/*.css)
 	$(BIN)/jupyter-book build . -W --keep-going
 
 ## check-download: a chapter (DOWNLOAD, default 01_grokking) downloaded as a notebook runs in a

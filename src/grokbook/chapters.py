@@ -89,8 +89,7 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
         )
         seconds = time.perf_counter() - start
         trained = cache.info()["entries"] - entries
-        state = ("off" if cache.location() is None else
-                 "warm" if trained == 0 else "cold" if entries == 0 else "partly warm")
+        state = "off" if cache.location() is None else "warm" if trained == 0 else "cold"
     finally:
         for key, value in previous.items():
             if value is None:
@@ -114,8 +113,9 @@ def machine() -> str:
 def record_runtime(chapter: str, profile: str, seconds: float, runs_trained: int | None,
                    cache_state: str, table: Path = RUNTIMES) -> None:
     """Put one chapter's measured wall time into ``table``, replacing its earlier row for the
-    same profile and cache state (cold, warm, partly warm or off: a cold and a warm run are
-    both kept), written atomically; ``runs_trained`` is None when the run cache was off."""
+    same profile and cache state (``cold``: it trained runs, ``warm``: it loaded every run,
+    ``off``: no cache; a cold and a warm run are both kept), written atomically;
+    ``runs_trained`` is None when the run cache was off."""
     rows = []
     if table.exists():
         with open(table, newline="") as file:
