@@ -345,8 +345,6 @@ class MethodsExplorer(Explorer):
     its colour of every figure (:func:`grokbook.plots.method_colour`), test (solid) and train
     (dashed) accuracy, and epochs and seconds to 95% test underneath."""
 
-    names: tuple[str, ...] = ()
-
     def plot(self, runs: dict[str, History]) -> plt.Figure:
         fig, ax = plt.subplots(figsize=self.figsize)
         for name, run in runs.items():
@@ -374,8 +372,6 @@ class TransferExplorer(MethodsExplorer):
     at which it stops; train the weak model, then the target twice, from ``A @ B`` and from
     scratch, each with its own (lr, weight decay) (the tuned ones to start with), both on one
     plot as they train."""
-
-    names = ("GrokTransfer", "scratch")
 
     def make_controls(self):
         import ipywidgets as w
@@ -433,8 +429,6 @@ class AcceleratorRace(MethodsExplorer):
     (lr, weight decay) for plain and GrokFast, GrokTransfer's own to start with); train the
     chapter's Transformer with each in turn (GrokTransfer first trains its weak FNN) and draw
     every curve as it grows, with epochs and seconds to 95% test underneath."""
-
-    names = RACERS
 
     def make_controls(self):
         import ipywidgets as w
