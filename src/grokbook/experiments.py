@@ -17,6 +17,8 @@ split), as everywhere in the book.
 
 from __future__ import annotations
 
+import dataclasses
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +48,7 @@ from grokbook.models import (
     make_model,
 )
 from grokbook.stats import Censored
-from grokbook.tasks import modular_arithmetic, sparse_parity
+from grokbook.tasks import modular_arithmetic, sparse_parity, xor_cluster
 from grokbook.train import train
 
 
@@ -436,3 +438,19 @@ def xor_transfer_step(P, weak_model: nn.Module, data, seed: int, step: float | N
     weight = weak_model.hidden.weight.detach().T if embedding is None else embedding
     target = TransferredNet(weight, P.m, P.v_init, seed=seed)
     return one_step(target, data, P.step if step is None else step)
+
+
+def xor_pick_step(P, weak_models: dict[int, nn.Module], data) -> tuple[float, dict[float, float]]:
+    """Theorem 3.2's step size, chosen without the test set: one step of every weak model's
+    target for each of ``P.step_sizes``, scored by the median accuracy over ``weak_models`` on a
+    fresh validation sample of the same distribution (``P.n_val`` points, data seed
+    ``P.data_seeds[2]``). Returns the best step (the smaller one on a tie) and every score."""
+    if not weak_models:
+        raise ValueError("weak_models is empty: pass at least one weak model to pick a step")
+    sample = xor_cluster(1, P.n_val, P.p, P.eps, seed=P.data_seeds[2])
+    validation = dataclasses.replace(data, x_test=sample.x_test, y_test=sample.y_test)
+    scores = {step: statistics.median(
+                  xor_transfer_step(P, model, validation, seed, step).test_acc[-1]
+                  for seed, model in weak_models.items())
+              for step in P.step_sizes}
+    return max(P.step_sizes, key=lambda step: (scores[step], -step)), scores
