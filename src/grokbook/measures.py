@@ -1,4 +1,5 @@
-"""Numbers that summarise a training run: when an accuracy is reached, the time gap, norms.
+"""Numbers that summarise a training run: when an accuracy is reached, the time gap, norms,
+the gradient's entropy (AGE).
 
 The *time gap* is the length of the memorization plateau, the GrokTransfer paper's yardstick:
 the first epoch with 95% test accuracy minus the first epoch with 95% train accuracy. A long gap
