@@ -79,10 +79,18 @@ from grokbook.train import LOSSES
 __all__ = ["CHECKS", "Amplifier", "NeuralGrok", "NeuralGrokCfg", "OuterSplit",
            "TensorNormalization", "split_outer", "step_costs"]
 
+def _widths(value: Any) -> tuple[int, ...]:
+    try:
+        return _ints(1)(value)
+    except Invalid:
+        raise Invalid("a non-empty sequence of positive integers (the hidden layers' widths)") \
+            from None
+
+
 # The allowed values of every NeuralGrok setting, shared by the settings class and the
 # constructors (one message format: "name must be <allowed>, got <value>").
 CHECKS: dict[str, Callable[[Any], Any]] = {
-    "hidden": _ints(1),
+    "hidden": _widths,
     "c": _real(0, None, low_open=True),
     "meta_every": _int(1),
     "virtual_lr": RULES["lr"],
