@@ -5,18 +5,18 @@ it; every ``T`` steps the amplifier itself takes a step so that a model updated 
 reweighted gradient does better on a small held-out *outer* split of the training data.
 
 The amplifier, as the reference code builds it (``NeuralAmplifier`` and ``transform_grads`` in
-the ``src/`` version of Blackzxy/NeuralOptGrok): ONE MLP ``m: R -> R`` (Linear -> ReLU per
-hidden width, then Linear to 1), shared by every parameter tensor and applied to each scalar
-gradient entry ``g_i``; a softmax over all the entries of that tensor gives weights ``w_i``;
-then ``g'_i = c w_i g_i / ||w g||_2``, a rescaling of each tensor's gradient to norm ``c``.
-Because of that rescaling the softmax's denominator cancels: ``g'_i`` is proportional to
-``exp(m(g_i)) g_i``. The amplifier is a learned positive weight that depends only on the value
-of the entry, followed by per-tensor normalisation (:meth:`Amplifier.weight` returns the weight
-as a function of the gradient value).
+``src/`` on the ``neuralgrad`` branch of Blackzxy/NeuralOptGrok): ONE MLP ``m: R -> R``
+(Linear -> ReLU per hidden width, then Linear to 1), shared by every parameter tensor and
+applied to each scalar gradient entry ``g_i``; a softmax over all the entries of that tensor
+gives weights ``w_i``; then ``g'_i = c w_i g_i / ||w g||_2``, a rescaling of each tensor's
+gradient to norm ``c``. Because of that rescaling the softmax's denominator cancels: ``g'_i``
+is proportional to ``exp(m(g_i)) g_i``. The amplifier is a learned positive weight that
+depends only on the value of the entry, followed by per-tensor normalisation
+(:meth:`Amplifier.weight` returns the weight as a function of the gradient value).
 
 Paper vs code: the paper's text describes an amplifier of width 32 with ``c = 1``, which matches
-only an older ``NeuralGrad`` class of the repository (and an early commit took the softmax over
-a size-1 axis, so its amplifier learned nothing). The book follows the newest code: it is
+only older classes in the repository's history (one of which took the softmax over a size-1
+axis, so its amplifier learned nothing). The book follows the newest code: it is
 definite where the text is not, and it is what the authors' own scripts run for the Table 1
 tasks (``script/neuralgrok/task1.sh``: hidden widths (128, 128), ``T = 4``, ``c = 0.2``). Only
 the width differs by default here: one hidden layer of 32, because differentiating through the
@@ -39,6 +39,12 @@ the raw gradient of the same batch at the new parameters. Here it runs at the st
 step and uses that step's raw gradient, already computed by the loop: with full-batch training
 (the book's default) the two are the same gradient at the same parameters, and it saves a
 forward and backward pass per meta step; with minibatches the next batch stands in for the last.
+
+Smaller differences: a tensor whose gradient is all zero stays zero (the reference divides 0
+by 0); the virtual step moves every parameter that has a gradient (the reference walks the
+modules' ``weight``, ``bias`` and ``in_proj_*`` attributes); the model's optimizer is the
+loop's (AdamW, decoupled weight decay, unless ``train`` is given another; the reference uses
+Adam with coupled L2 weight decay 1e-3).
 
 Data: the reference splits the table inner 49% / outer 1% / test 50% and trains its baseline on
 inner and outer together (the whole 50%); :func:`split_outer` takes the outer split out of a
