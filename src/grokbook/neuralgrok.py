@@ -53,6 +53,7 @@ task's training set, so the baseline keeps training on the task's data as it is.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -292,7 +293,7 @@ class NeuralGrok(_OneModel):
     def amplify(self, model: nn.Module) -> None:
         """The inner transform: each gradient tensor of ``model`` replaced by the amplifier's
         output, then the total norm clipped to ``max_norm``. No meta step."""
-        names, grads = _gradients(model)
+        _, grads = _gradients(model)
         self._prepare(grads)
         for grad in grads:
             grad.copy_(self.amplifier(grad))
@@ -466,8 +467,6 @@ def step_costs(model: nn.Module, data, cfg: NeuralGrokCfg | None = None, *, seed
     matrix products only, so the amplifier's ReLUs and softmax are not counted). A NeuralGrok
     step costs ``plain + amplify + meta / T`` on average.
     """
-    import copy
-
     cfg = cfg if cfg is not None else NeuralGrokCfg()
     model = copy.deepcopy(model)
     inner, transform = cfg.build(data, seed)
