@@ -13,6 +13,7 @@ The flow is settings -> experiment -> History -> measure -> figure / claim:
 - ``models``: the bias-free FNNs, the Nanda-style Transformer, the XOR theory's networks;
 - ``train``: the one training loop; ``ensemble``: a stack of models trained as one;
 - ``accelerators``: gradient transforms (GrokFast); ``transfer``: GrokTransfer's ``A @ B``;
+- ``neuralgrok``: NeuralGrok's learned gradient transform (amplifier, meta step, outer split);
 - ``history``: a run's measurements, saved as strict versioned JSON; ``files``: atomic writes;
 - ``measures``: time gap, spectra, NTK change, r_W; ``stats``: statistics over seeds with runs
   that never got there censored at their budget; ``claims``: the checks that end a chapter;

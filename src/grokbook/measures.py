@@ -1,4 +1,5 @@
-"""Numbers that summarise a training run: when an accuracy is reached, the time gap, norms.
+"""Numbers that summarise a training run: when an accuracy is reached, the time gap, norms,
+the gradient's entropy (AGE).
 
 The *time gap* is the length of the memorization plateau, the GrokTransfer paper's yardstick:
 the first epoch with 95% test accuracy minus the first epoch with 95% train accuracy. A long gap
@@ -272,3 +273,74 @@ def covered_directions(weight: torch.Tensor, threshold: float = 0.9) -> list[str
     cosines = alignment(weight)
     return [name for name, column in zip(DIRECTION_NAMES, cosines.T)
             if bool((column >= threshold).any())]
+
+
+# ---- absolute gradient entropy (NeuralGrok's complexity measure) --------------------------------
+
+def absolute_gradient_entropy(gradients, normalize: bool = False) -> float:
+    """The absolute gradient entropy (AGE) of NeuralGrok: ``-sum_i |g_i| ln |g_i|`` over every
+    entry of every tensor in ``gradients`` taken together (``None`` entries are skipped).
+
+    ``0 ln 0`` counts as 0 (its limit), so a zero entry adds nothing and an all-zero gradient
+    has AGE 0; the paper's code takes the logarithm of every entry as it is, so one exact zero
+    makes its value NaN. The sum is taken in float64.
+
+    The paper's AGE is not normalised: with ``S = sum |g_i|`` and ``q_i = |g_i| / S`` it equals
+    ``S H(q) - S ln S``, so it mixes how spread the gradient is (the Shannon entropy ``H(q)``)
+    with how large it is. ``normalize=True`` returns ``H(q)`` alone, in ``[0, ln n]`` for ``n``
+    entries: ``ln n`` when every entry has the same size, 0 when one entry holds all of it (and 0
+    for an all-zero gradient, which has no spread). Non-finite gradients give a non-finite value.
+
+    Which gradient is measured matters: the NeuralGrok reference code logs AGE on the
+    transformed and clipped gradient for its own runs but on the raw gradient for the baselines,
+    which is not a like-for-like comparison. Use :class:`RawGradientEntropy` to measure the raw
+    gradient of the training loss for every method.
+    """
+    flat = [g.detach().reshape(-1).abs().double() for g in gradients if g is not None]
+    if not flat:
+        raise ValueError("gradients must hold at least one tensor, got none (has backward run?)")
+    sizes = torch.cat(flat)
+    if normalize:
+        total = sizes.sum()
+        if total == 0:
+            return 0.0
+        sizes = sizes / total
+    return float(-torch.xlogy(sizes, sizes).sum())
+
+
+class RawGradientEntropy:
+    """A measure for :func:`grokbook.train.train`: the AGE (:func:`absolute_gradient_entropy`)
+    of the raw gradient of the mean loss on ``(x, y)`` at the model's current parameters.
+
+    It computes that gradient itself (one forward and backward pass, leaving ``.grad`` alone),
+    so it measures the same thing whatever gradient transform the run uses; pass the data the
+    model trains on (NeuralGrok's inner split). For a full-batch run it is the gradient of the
+    next step before any transform; for minibatch runs, the full training set's gradient.
+    ``loss`` is a name of ``grokbook.train.LOSSES`` or a function ``(output, y) -> loss``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, loss="cross_entropy",
+                 normalize: bool = False):
+        if len(x) != len(y) or len(y) == 0:
+            raise ValueError(f"x and y must hold the same positive number of examples, got "
+                             f"{len(x)} and {len(y)}")
+        if isinstance(loss, str):
+            from grokbook.train import LOSSES  # train imports this module
+            if loss not in LOSSES:
+                raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
+            loss = LOSSES[loss][0]
+        self.x, self.y, self.loss, self.normalize = x, y, loss, bool(normalize)
+
+    def state_dict(self) -> dict:
+        return {}  # keeps no state: a checkpointed run may use it
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def __call__(self, model: nn.Module) -> float:
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        device = parameters[0].device
+        with torch.enable_grad():
+            value = self.loss(model(self.x.to(device)), self.y.to(device))
+            gradients = torch.autograd.grad(value, parameters, allow_unused=True)
+        return absolute_gradient_entropy(gradients, self.normalize)
