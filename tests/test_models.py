@@ -57,7 +57,7 @@ def test_attention_is_causal():
     (lambda: make_model("mlp", 7, 7), "unknown model 'mlp'; known models: fnn, transformer"),
     (lambda: FNN(7, 7, width=0), "width must be a positive integer"),
     (lambda: FNN(7, 7, depth=0), "depth must be a positive integer"),
-    (lambda: FNN(7, 7, init_scale=0), "init_scale must be positive"),
+    (lambda: FNN(7, 7, init_scale=0), r"init_scale must be a finite number in \(0, inf\)"),
     (lambda: Transformer(7, 7, d_model=10, n_heads=4), r"d_model \(10\) must be divisible"),
 ])
 def test_bad_model_settings_raise_clear_errors(build, message):
