@@ -101,7 +101,7 @@ def test_out_must_be_a_writable_folder_checked_before_training(tmp_path, capsys)
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert main(["train", "--quiet", "--p", "7", "--epochs", "1", "--out", str(a_file)]) == 2
-    assert "--out must name a folder" in capsys.readouterr().err
+    assert "is a file; it must name a folder" in capsys.readouterr().err
     assert main(["train", "--quiet", "--p", "7", "--epochs", "1",
                  "--out", str(a_file / "below")]) == 2
     assert "cannot be written" in capsys.readouterr().err
