@@ -91,8 +91,23 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     (["--device", "tpu"], "device must be one of"),
     (["--p", "50000"], "needs about 93"),
     (["--p", "1"], "p must be an integer >= 2"),
+    (["--wd", "nan"], "--wd: OptimCfg.weight_decay must be a finite number"),
+    (["--lr", "inf"], "--lr: OptimCfg.lr must be a finite number in (0, 1e+30], got inf"),
+    (["--batch-size", "0"], "--batch-size: batch_size must be a positive integer, got 0"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every: checkpoint_every must be a positive"),
+    (["--task", "mul", "--p", "12"], "--task/--p: p must be prime for op 'mul'"),
+    (["--frac", "0"], "--frac: ModularCfg.frac must be a finite number in (0, 1), got 0.0"),
+    (["--device", "cuda:7"], "--device: device 'cuda:7'"),
+    (["--resume"], "--resume needs --out"),
 ])
-def test_bad_train_arguments_are_refused_before_training(argv, message, capsys):
+def test_bad_train_arguments_are_refused_before_training(argv, message, capsys, monkeypatch):
+    import grokbook.cli
+
+    def no_data(*_, **__):
+        raise AssertionError("the data were built before the arguments were checked")
+
+    monkeypatch.setattr(grokbook.cli, "modular_arithmetic", no_data)
+    monkeypatch.setattr(grokbook.cli, "make_model", no_data)
     assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
     assert message in capsys.readouterr().err
 
