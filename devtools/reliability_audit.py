@@ -427,7 +427,45 @@ def fault_divergence(**options) -> str:
     return f"accepted: stopped={history.stopped}, last loss {history.train_loss[-1]:.3g}"
 
 
+def fault_cli_full_disk() -> str:
+    """``grokbook train --out`` on a full disk: one line and a non-zero exit, no traceback."""
+    err = io.StringIO()
+    real = files.os.fsync
+    files.os.fsync = _full_disk
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(["train", "--quiet", "--p", "7", "--epochs", "2", "--out",
+                             str(TMP / "full")])
+    except Exception as error:  # noqa: BLE001
+        return f"raw {type(error).__name__}: {error}"
+    finally:
+        files.os.fsync = real
+    lines = err.getvalue().strip().splitlines()
+    return f"ok: exit {code}: {lines[-1]}" if code and len(lines) == 1 else f"accepted: {code}"
+
+
+def fault_cli_interrupt() -> str:
+    """Ctrl-C in ``grokbook transfer`` (the experiments layer): one line, exit 130."""
+    err = io.StringIO()
+    real = cli.experiments.race
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    cli.experiments.race = interrupted
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            code = cli.main(["transfer", "--quiet", "--p", "7"])
+    except BaseException as error:  # noqa: BLE001
+        return f"raw {type(error).__name__}"
+    finally:
+        cli.experiments.race = real
+    return f"ok: exit {code}" if code == 130 else f"accepted: {code}"
+
+
 FAULTS: list[tuple[str, Callable[[], str]]] = [
+    ("cli: full disk saving --out", fault_cli_full_disk),
+    ("cli: Ctrl-C in transfer", fault_cli_interrupt),
     ("full disk during History.save", fault_full_disk),
     ("diverge lr=1e30", lambda: fault_divergence(lr=1e30)),
     ("diverge lr=1e6 wd=0", lambda: fault_divergence(lr=1e6, weight_decay=0.0)),

@@ -131,3 +131,32 @@ def test_divergence_exits_non_zero_and_saves_strict_json(tmp_path, capsys):
     assert "training diverged" in capsys.readouterr().err
     saved = json.loads((tmp_path / "history.json").read_text(), parse_constant=pytest.fail)
     assert saved["stopped"] == "diverged"
+
+
+def test_a_full_disk_or_ctrl_c_anywhere_is_one_line_not_a_traceback(tmp_path, capsys,
+                                                                     monkeypatch):
+    import errno
+    import os
+
+    import grokbook.cli
+    from grokbook.history import History
+    from grokbook.train import TrainingInterrupted
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_full)
+        code = main(["train", "--quiet", "--p", "7", "--epochs", "2", "--out", str(tmp_path)])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "grokbook: error: [Errno 28] No space left on device"
+
+    def interrupted(*_, **__):
+        raise TrainingInterrupted(History())
+
+    monkeypatch.setattr(grokbook.cli.experiments, "race", interrupted)
+    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
+    assert main(["transfer", "--quiet", "--p", "7"]) == 130
+    assert capsys.readouterr().err.strip() == ("grokbook: interrupted; the run cache keeps a "
+                                               "checkpoint: the same command resumes from it")

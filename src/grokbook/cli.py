@@ -325,6 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"grokbook: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a folder gone: what failed, in one line
+        print(f"grokbook: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as interrupted:  # Ctrl-C outside `train` (which saves its own)
+        kept = isinstance(interrupted, TrainingInterrupted) and cache.location() is not None
+        print("grokbook: interrupted" + ("; the run cache keeps a checkpoint: the same command "
+                                         "resumes from it" if kept else ""), file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
