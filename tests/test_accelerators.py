@@ -80,6 +80,23 @@ def test_a_filter_refuses_a_second_model():
                     gf(model)
 
 
+def test_train_refuses_a_filter_of_another_model_before_the_first_step():
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+    from grokbook.train import train
+
+    data = modular_arithmetic("add", 7, 0.5)
+    for make in (GrokFastEMA, GrokFastMA):
+        gf = make()
+        train(make_model("fnn", 7, 7, d_embed=4, width=8, depth=2), data, epochs=2,
+              grad_transform=gf, progress=False)
+        seen = []
+        with pytest.raises(ValueError, match="grad_transform: this GrokFast filter already"):
+            train(make_model("fnn", 7, 7, d_embed=4, width=16, depth=2), data, epochs=2,
+                  grad_transform=gf, callback=seen.append, progress=False)
+        assert seen == []  # refused before the first evaluation
+
+
 def test_ma_running_sum_stays_exact_over_a_long_run():
     window, lamb = 7, 5.0
     gradients = [torch.randn(2, 3, generator=torch.Generator().manual_seed(100 + i))

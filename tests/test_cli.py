@@ -91,8 +91,23 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     (["--device", "tpu"], "device must be one of"),
     (["--p", "50000"], "needs about 93"),
     (["--p", "1"], "p must be an integer >= 2"),
+    (["--wd", "nan"], "--wd: OptimCfg.weight_decay must be a finite number"),
+    (["--lr", "inf"], "--lr: OptimCfg.lr must be a finite number in (0, 1e+30], got inf"),
+    (["--batch-size", "0"], "--batch-size: batch_size must be a positive integer, got 0"),
+    (["--checkpoint-every", "-1"], "--checkpoint-every: checkpoint_every must be a positive"),
+    (["--task", "mul", "--p", "12"], "--task/--p: p must be prime for op 'mul'"),
+    (["--frac", "0"], "--frac: ModularCfg.frac must be a finite number in (0, 1), got 0.0"),
+    (["--device", "cuda:7"], "--device: device 'cuda:7'"),
+    (["--resume"], "--resume needs --out"),
 ])
-def test_bad_train_arguments_are_refused_before_training(argv, message, capsys):
+def test_bad_train_arguments_are_refused_before_training(argv, message, capsys, monkeypatch):
+    import grokbook.cli
+
+    def no_data(*_, **__):
+        raise AssertionError("the data were built before the arguments were checked")
+
+    monkeypatch.setattr(grokbook.cli, "modular_arithmetic", no_data)
+    monkeypatch.setattr(grokbook.cli, "make_model", no_data)
     assert main(["train", "--quiet", "--epochs", "1", *argv]) == 2
     assert message in capsys.readouterr().err
 
@@ -101,7 +116,7 @@ def test_out_must_be_a_writable_folder_checked_before_training(tmp_path, capsys)
     a_file = tmp_path / "file"
     a_file.write_text("x")
     assert main(["train", "--quiet", "--p", "7", "--epochs", "1", "--out", str(a_file)]) == 2
-    assert "--out must name a folder" in capsys.readouterr().err
+    assert "is a file; it must name a folder" in capsys.readouterr().err
     assert main(["train", "--quiet", "--p", "7", "--epochs", "1",
                  "--out", str(a_file / "below")]) == 2
     assert "cannot be written" in capsys.readouterr().err
@@ -116,3 +131,32 @@ def test_divergence_exits_non_zero_and_saves_strict_json(tmp_path, capsys):
     assert "training diverged" in capsys.readouterr().err
     saved = json.loads((tmp_path / "history.json").read_text(), parse_constant=pytest.fail)
     assert saved["stopped"] == "diverged"
+
+
+def test_a_full_disk_or_ctrl_c_anywhere_is_one_line_not_a_traceback(tmp_path, capsys,
+                                                                     monkeypatch):
+    import errno
+    import os
+
+    import grokbook.cli
+    from grokbook.history import History
+    from grokbook.train import TrainingInterrupted
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_full)
+        code = main(["train", "--quiet", "--p", "7", "--epochs", "2", "--out", str(tmp_path)])
+    assert code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "grokbook: error: [Errno 28] No space left on device"
+
+    def interrupted(*_, **__):
+        raise TrainingInterrupted(History())
+
+    monkeypatch.setattr(grokbook.cli.experiments, "race", interrupted)
+    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
+    assert main(["transfer", "--quiet", "--p", "7"]) == 130
+    assert capsys.readouterr().err.strip() == ("grokbook: interrupted; the run cache keeps a "
+                                               "checkpoint: the same command resumes from it")

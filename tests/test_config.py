@@ -1,8 +1,11 @@
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grokbook.config import (
+    RULES,
     BudgetCfg,
     FNNCfg,
     GrokFastCfg,
@@ -17,6 +20,7 @@ from grokbook.config import (
     from_dict,
     replace,
     to_dict,
+    validate,
 )
 
 
@@ -74,3 +78,24 @@ def test_settings_round_trip_through_plain_data():
         from_dict({"kind": "optim", "speed": 3})
     with pytest.raises(Invalid, match="kind must be one of"):
         from_dict({"kind": "rocket"})
+
+
+def test_a_prime_modulus_where_the_operation_needs_one():
+    with pytest.raises(Invalid, match="ModularCfg.p must be prime for op 'mul', got 8"):
+        ModularCfg("mul", 8)
+    with pytest.raises(Invalid, match="settings data must be a dict"):
+        from_dict([("kind", "optim")])
+
+
+@given(st.sampled_from(sorted(RULES)), st.one_of(
+    st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
+    st.text(max_size=3), st.lists(st.floats(), max_size=2)))
+def test_every_rule_accepts_or_names_the_setting(rule, value):
+    """Whatever a user passes, a rule returns a value or raises Invalid naming the setting:
+    never a TypeError, never a non-finite number let through."""
+    try:
+        checked = validate(rule, value)
+    except Invalid as error:
+        assert str(error).startswith(f"{rule} must be")
+    else:
+        assert checked is None or math.isfinite(checked)

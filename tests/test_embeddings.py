@@ -51,6 +51,10 @@ def test_unknown_embedding_and_bad_inputs_raise_clear_errors():
         embeddings.one_hot(1)
     with pytest.raises(ValueError, match="frequencies must be positive integers"):
         embeddings.fourier(11, frequencies=(0,))
+    with pytest.raises(ValueError, match="table holds NaN or infinite entries"):
+        embeddings.from_table(torch.full((7, 3), float("nan")), 7)
+    with pytest.raises(ValueError, match="table holds NaN or infinite entries"):
+        models.FixedEmbedding(torch.full((7, 3), float("inf")))
 
 
 def test_fnn_reads_a_fixed_embedding_that_training_leaves_alone():

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from grokbook import cache, experiments
@@ -69,3 +70,15 @@ def test_merged_transfer_reads_as_one_run():
                                       progress=False)
     assert run.history.epoch == [0, 5, 10]
     assert isinstance(run.model.embed, torch.nn.Embedding)
+
+
+@pytest.mark.parametrize(("methods", "seeds", "message"), [
+    ({"a": 5}, [0], "method 'a' must be a RunCfg or a GrokTransfer, got a int"),
+    ({}, [0], "methods must map at least one name"),
+    ({"a": TARGET}, [0, -1], "seed must be an integer in 0"),
+    ({"a": TARGET}, "01", "seeds must be a sequence of integers"),
+    ({"a": TARGET}, [0.5], "seed must be an integer in 0"),
+])
+def test_a_race_checks_its_methods_and_seeds_before_training(methods, seeds, message):
+    with pytest.raises(ValueError, match=message):
+        experiments.race(methods, seeds)

@@ -56,7 +56,14 @@ def test_loading_checks_types_lengths_and_version(tmp_path):
     for change, message in (({"epoch": ["abc", 1, 2]}, "epoch must hold"),
                             ({"test_acc": [0.1]}, "unequal length"),
                             ({"version": 99}, "schema version 99"),
-                            ({"stopped": "bored"}, "stopped must be one of")):
+                            ({"stopped": "bored"}, "stopped must be one of"),
+                            ({"epoch": [0, 20, 10]}, "epoch must be strictly increasing"),
+                            ({"epoch": "abc"}, "epoch must be a list"),
+                            ({"train_acc": [True, 0.5, 1.0]}, "train_acc must be a number"),
+                            ({"extras": {"x": [1.0]}}, "unequal length"),
+                            ({"seconds": "soon"}, "seconds must be a number"),
+                            ({"config": []}, "config must be an object"),
+                            ({"more": 1}, r"unknown keys \['more'\]")):
         path = tmp_path / "h.json"
         path.write_text(json.dumps({**good, **change}))
         with pytest.raises(ValueError, match=message):
@@ -101,3 +108,40 @@ def test_a_full_disk_mid_write_leaves_the_previous_result(tmp_path, monkeypatch)
             run(5).save(target)
     assert path.read_bytes() == before and not (tmp_path / "h.npz").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json"]
+
+
+def test_a_read_only_folder_or_a_file_in_the_way_leaves_the_previous_result(tmp_path,
+                                                                           monkeypatch):
+    import errno
+    import os
+
+    path = run(3).save(tmp_path / "h.json")
+    before = path.read_bytes()
+
+    def read_only(*_):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "replace", read_only)
+        with pytest.raises(OSError, match="Read-only file system"):
+            run(5).save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["h.json"]
+    with pytest.raises(NotADirectoryError, match="a part of its folder is a file"):
+        run(3).save(path / "inside.json")
+
+
+@given(st.integers(1, 12), st.lists(st.floats(0, 1), min_size=1, max_size=4), st.booleans(),
+       st.sampled_from(["budget", "target", "diverged"]))
+def test_any_history_round_trips_through_both_formats(n, accs, extra, stopped):
+    import tempfile
+    from pathlib import Path
+
+    history = run(n, stopped=stopped, seconds=1.5)
+    history.test_acc = [accs[i % len(accs)] for i in range(n)]
+    if extra:
+        history.extras["ntk"] = [float(i) / 3 for i in range(n)]
+    with tempfile.TemporaryDirectory() as folder:
+        for suffix in (".json", ".npz"):
+            back = History.load(history.save(Path(folder) / f"h{suffix}"))
+            assert back == history

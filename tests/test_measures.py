@@ -100,3 +100,8 @@ def test_the_time_gap_is_test_minus_train_or_none(accs):
     gap = time_gap(h)
     first = next((10 * i for i, a in enumerate(accs) if a >= 0.95), None)
     assert gap == (None if first is None else first)
+
+
+def test_a_summary_of_no_evaluations_is_a_clear_error():
+    with pytest.raises(ValueError, match="history has no evaluations"):
+        measures.summary(History())

@@ -57,8 +57,17 @@ def test_attention_is_causal():
     (lambda: make_model("mlp", 7, 7), "unknown model 'mlp'; known models: fnn, transformer"),
     (lambda: FNN(7, 7, width=0), "width must be a positive integer"),
     (lambda: FNN(7, 7, depth=0), "depth must be a positive integer"),
-    (lambda: FNN(7, 7, init_scale=0), "init_scale must be positive"),
+    (lambda: FNN(7, 7, init_scale=0), r"init_scale must be a finite number in \(0, inf\)"),
     (lambda: Transformer(7, 7, d_model=10, n_heads=4), r"d_model \(10\) must be divisible"),
+    (lambda: FNN(7, 7, init_scale=float("inf")), "init_scale must be a finite number"),
+    (lambda: FNN(7, 7, init_scale="1"), "init_scale must be a finite number"),
+    (lambda: Transformer(7, 7, init_scale=float("nan")), "init_scale must be a finite number"),
+    (lambda: make_model("fnn", 7, 7, widht=8), "unknown option.s. widht for model 'fnn'; "
+     "known options: d_embed, width, depth, init_scale"),
+    (lambda: make_model("fnn", 7, 7, seed=-1), "seed must be an integer in 0"),
+    (lambda: FNN(7, 7, width=10**7, depth=3), r"FNN \(100,002,630,000,896 parameters, trained "
+     r"with AdamW\) needs about .* GiB of memory"),
+    (lambda: Transformer(7, 7, d_mlp=10**8), r"Transformer \(.* parameters.*\) needs about"),
 ])
 def test_bad_model_settings_raise_clear_errors(build, message):
     with pytest.raises(ValueError, match=message):

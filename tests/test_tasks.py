@@ -59,6 +59,12 @@ def test_same_seed_same_split_other_seed_other_split():
     ({"frac": 1.0}, "frac must be a number strictly between 0 and 1"),
     ({"frac": -0.2}, "frac must be a number strictly between 0 and 1"),
     ({"p": 2, "frac": 0.1}, "leaves an empty train or test set"),
+    ({"frac": "0.5"}, "frac must be a number strictly between 0 and 1, got '0.5'"),
+    ({"frac": float("nan")}, "frac must be a number strictly between 0 and 1"),
+    ({"seed": -1}, "seed must be an integer in 0"),
+    ({"seed": 2**64}, "seed must be an integer in 0"),
+    ({"seed": 0.5}, "seed must be an integer in 0"),
+    ({"p": 50000}, "2,500,000,000 pairs. needs about 93.1 GiB of memory"),
 ])
 def test_bad_input_names_the_parameter(kwargs, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from grokbook import measures
-from grokbook.models import make_model
+from grokbook.models import VectorFNN, make_model
 from grokbook.tasks import modular_arithmetic
 from grokbook.train import History, train
 
@@ -130,6 +130,14 @@ def test_history_round_trips_through_disk(tmp_path, suffix):
     ({"seed": 1.5}, "seed must be an integer in 0"),
     ({"device": "tpu"}, "device must be one of auto, cpu, cuda"),
     ({"loss": "hinge"}, "unknown loss 'hinge'"),
+    ({"batch_size": True}, "batch_size must be None"),
+    ({"optimizer": "adam"}, "optimizer must be a torch.optim.Optimizer"),
+    ({"measures": [len]}, "measures must be a dict"),
+    ({"measures": {"x": 5}}, r"measures\['x'\] must be callable"),
+    ({"grad_transform": 5}, "grad_transform must be callable"),
+    ({"callback": "stop"}, "callback must be callable"),
+    ({"checkpoint": "/", "resume": True}, "checkpoint must name a file"),
+    ({"checkpoint_every": 0, "checkpoint": "c.npz"}, "checkpoint_every must be a positive"),
 ])
 def test_bad_training_settings_raise_clear_errors(options, message):
     with pytest.raises(ValueError, match=message):
@@ -141,6 +149,51 @@ def test_history_rejects_unknown_formats_and_columns(tmp_path):
         History().save(tmp_path / "run.txt")
     with pytest.raises(KeyError, match="no column 'speed'"):
         History().column("speed")
+    with pytest.raises(ValueError, match="no column 'speed'"):  # a bad argument, like others
+        measures.epochs_to(History(), "speed")
+
+
+def _parity(**options):
+    from grokbook.tasks import sparse_parity
+    return sparse_parity(6, 2, 16, 16, **options)
+
+
+@pytest.mark.parametrize(("model", "data", "options", "message"), [
+    (lambda: make_model("fnn", 7, 7, d_embed=4, width=8, depth=2), _parity, {"loss": "logistic"},
+     "FNN reads integer tokens, but data.x_train holds torch.float32 vectors"),
+    (lambda: VectorFNN(2, 7, 4, 8, 2),
+     lambda: modular_arithmetic("add", 7, 0.5), {}, "VectorFNN reads real vectors"),
+    (lambda: VectorFNN(6, 1, 4, 8, 2), _parity, {},
+     "loss 'cross_entropy' needs integer class labels"),
+    (lambda: make_model("fnn", 7, 7, d_embed=4, width=8, depth=2),
+     lambda: modular_arithmetic("add", 7, 0.5), {"loss": "logistic"},
+     "loss 'logistic' needs real labels"),
+    (lambda: make_model("fnn", 7, 7, d_embed=4, width=8, depth=2), lambda: None, {},
+     "data must have tensors x_train, y_train, x_test, y_test"),
+    (lambda: make_model("fnn", 7, 7, d_embed=4, width=8, depth=2),
+     lambda: [modular_arithmetic("add", 7, 0.5)], {}, "data must be one data set for one model"),
+])
+def test_a_model_that_cannot_read_the_data_is_refused_before_training(model, data, options,
+                                                                      message):
+    with pytest.raises(ValueError, match=message):
+        train(model(), data(), epochs=2, progress=False, **options)
+
+
+def test_a_run_too_large_for_memory_is_refused_with_its_estimate(monkeypatch):
+    from grokbook import checks
+
+    monkeypatch.setattr(checks, "available_memory", lambda device=None: 10 * 2**20)  # 10 MiB
+    data = modular_arithmetic("add", 97, 0.5)
+    model = make_model("fnn", 97, 97, d_embed=16, width=64, depth=2)  # 23k parameters: fits
+    with pytest.raises(ValueError, match=r"training 1 x FNN on 4,704 examples at once needs "
+                       r"about .* GiB .*GROKBOOK_MEMORY_CHECK=off"):
+        train(model, data, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="training 3 x FNN"):
+        train([model, make_model("fnn", 97, 97, 1, d_embed=16, width=64, depth=2),
+               make_model("fnn", 97, 97, 2, d_embed=16, width=64, depth=2)], data, epochs=1,
+              progress=False)
+    monkeypatch.setenv("GROKBOOK_MEMORY_CHECK", "off")
+    assert len(train(model, data, epochs=1, progress=False)) == 2
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -148,15 +201,21 @@ def test_history_rejects_unknown_formats_and_columns(tmp_path):
     ({"lr": [1e-2, float("nan")]}, "lr must be a finite number"),
     ({"weight_decay": [1.0, -0.5]}, "weight_decay must be a finite number"),
     ({"warmup_steps": -1}, "warmup_steps must be a non-negative integer"),
+    ({"betas": (1.5, 0.9)}, r"betas must be a finite number in \[0, 1\)"),
+    ({"seed": -1}, "seed must be an integer in 0"),
+    ({"device": "tpu"}, "device must be one of"),
+    ({"data": modular_arithmetic("add", 11, 0.5)}, "the model reads only tokens 0..6"),
+    ({"data": [modular_arithmetic("add", 7, 0.5), None]}, "data.1. must have tensors"),
+    ({"data": [modular_arithmetic("add", 7, 0.5)] * 3}, "one per member .2., got 3"),
 ])
 def test_a_stack_gets_the_same_checks_as_a_single_run(options, message):
     from grokbook.models import make_model
     from grokbook.tasks import modular_arithmetic
 
-    data = modular_arithmetic("add", 7, 0.5)
+    options = {"data": modular_arithmetic("add", 7, 0.5), **options}
     models = [make_model("fnn", 7, 7, seed=s, d_embed=4, width=8, depth=2) for s in (0, 1)]
     with pytest.raises(ValueError, match=message):
-        train(models, data, epochs=3, progress=False, **options)
+        train(models, epochs=3, progress=False, **options)
 
 
 def test_cuda_without_a_gpu_is_a_readable_error():

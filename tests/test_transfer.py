@@ -52,6 +52,24 @@ def test_transfer_errors_are_clear():
         transfer.LowRankEmbedding(torch.randn(3), d_target=4)
 
 
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: transfer.LowRankEmbedding(torch.full((7, 3), float("nan")), 4),
+     "the weak embedding A holds NaN or infinite entries: the weak model diverged"),
+    (lambda: transfer.fnn_target(torch.full((7, 3), float("inf")), 7, d_embed=4, width=8),
+     "the weak embedding A holds NaN or infinite entries"),
+    (lambda: transfer.LowRankEmbedding(torch.ones(7, 3), 4, init_scale=float("inf")),
+     "init_scale must be a finite number"),
+    (lambda: transfer.LowRankEmbedding(torch.ones(7, 3), 4, seed=-1),
+     "seed must be an integer in 0"),
+    (lambda: transfer.random_like(torch.full((3, 3), float("nan"))),
+     "a holds NaN or infinite entries"),
+    (lambda: transfer.random_like(torch.ones(3, 3), seed=1.5), "seed must be an integer in 0"),
+])
+def test_a_diverged_or_bad_weak_embedding_is_refused(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 def test_random_like_keeps_shape_and_size():
     a = torch.randn(9, 4) * 3
     r = transfer.random_like(a, seed=1)

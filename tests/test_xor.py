@@ -34,7 +34,7 @@ def test_bad_xor_inputs_raise_clear_errors(kwargs, message):
 def test_bad_network_sizes_raise_clear_errors():
     with pytest.raises(ValueError, match="width must be"):
         models.TwoLayerReLU(p=5, width=0, w_init=0.1, a_init=0.1)
-    with pytest.raises(ValueError, match="v_init must be positive"):
+    with pytest.raises(ValueError, match="v_init must be a finite number"):
         models.TransferredNet(torch.ones(5, 3), m=4, v_init=0.0)
 
 

@@ -43,6 +43,15 @@ def _same_model(shapes: dict[str, tuple], names: list[str], grads: list[torch.Te
                          "(other parameter names or shapes): make a new filter for each run")
 
 
+def _check_model(shapes: dict[str, tuple], model: nn.Module) -> None:
+    """Before training: a filter that already holds another model's gradients is refused."""
+    params = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    if shapes and any(params.get(name) != shape for name, shape in shapes.items()):
+        raise ValueError("grad_transform: this GrokFast filter already holds the gradients of "
+                         "another model (other parameter names or shapes): make a new filter "
+                         "for each run")
+
+
 class GrokFastEMA:
     """GrokFast's exponential-moving-average filter (see the module's docstring)."""
 
@@ -51,6 +60,10 @@ class GrokFastEMA:
         self.lamb = validate("lamb", lamb, "weight_decay")
         self.averages: dict[str, torch.Tensor] = {}
         self.shapes: dict[str, tuple] = {}
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse ``model`` if this filter already holds another model's gradients."""
+        _check_model(self.shapes, model)
 
     def state_dict(self) -> dict:
         return {"averages": dict(self.averages), "shapes": dict(self.shapes)}
@@ -84,6 +97,10 @@ class GrokFastMA:
         self.history: dict[str, deque[torch.Tensor]] = {}
         self.sums: dict[str, torch.Tensor] = {}
         self.shapes: dict[str, tuple] = {}
+
+    def check_model(self, model: nn.Module) -> None:
+        """Refuse ``model`` if this filter already holds another model's gradients."""
+        _check_model(self.shapes, model)
 
     def state_dict(self) -> dict:
         return {"history": {k: list(v) for k, v in self.history.items()},

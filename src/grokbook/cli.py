@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from grokbook import bench, cache, chapters, experiments, measures, profiles
+from grokbook import bench, cache, chapters, experiments, files, measures, profiles
 from grokbook.accelerators import GrokFastEMA, GrokFastMA
 from grokbook.checks import check_seed
 from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace, validate
 from grokbook.models import MODELS, make_model
-from grokbook.tasks import OPERATIONS, modular_arithmetic
+from grokbook.tasks import OPERATIONS, check_modular, modular_arithmetic
 from grokbook.train import TrainingInterrupted, resolve_device, train
 
 MODEL_DEFAULTS = {
@@ -34,30 +33,45 @@ INTERRUPTED = 130
 
 
 def writable_folder(path: str | None) -> None:
-    """Check, before any training, that ``path`` can take the results: a folder (or one that
+    """Check, before any training, that ``--out`` can take the results: a folder (or one that
     can be made), not a file, writable."""
-    if path is None:
-        return
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"--out must name a folder, but {path!r} is a file")
+    if path is not None:
+        files.writable_folder(path, "--out")
+
+
+def _flag(flag: str, check, *args, **kwargs) -> None:
+    """Run one check; its error names the command-line flag the user typed."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise ValueError(f"--out {path!r} cannot be written: {error.strerror or error}") from None
+        check(*args, **kwargs)
+    except ValueError as error:
+        raise ValueError(f"{flag}: {error}") from None
+
+
+def _positive_or_none(name: str, value: int | None) -> None:
+    if value is not None:
+        validate(name, value, "eval_every")
 
 
 def _check_train_args(args: argparse.Namespace) -> None:
-    """Every setting checked before a table or a model is built."""
-    ModularCfg(args.task, args.p, args.frac)
-    OptimCfg(lr=args.lr, weight_decay=args.wd)
-    BudgetCfg(args.epochs, eval_every=args.eval_every, stop_acc=args.stop_acc)
-    validate("init_scale", args.init_scale)
-    check_seed(args.seed)
-    resolve_device(args.device)
+    """Every setting checked before a table or a model is built, each error naming its flag."""
+    _flag("--p", ModularCfg, p=args.p)
+    _flag("--frac", ModularCfg, frac=args.frac)
+    _flag("--task/--p", check_modular, args.task, args.p, args.frac, args.seed)
+    _flag("--lr", OptimCfg, lr=args.lr)
+    _flag("--wd", OptimCfg, weight_decay=args.wd)
+    _flag("--epochs", BudgetCfg, epochs=args.epochs)
+    _flag("--eval-every", BudgetCfg, eval_every=args.eval_every)
+    _flag("--stop-acc", BudgetCfg, stop_acc=args.stop_acc)
+    _flag("--init-scale", validate, "init_scale", args.init_scale)
+    _flag("--batch-size", _positive_or_none, "batch_size", args.batch_size)
+    _flag("--checkpoint-every", _positive_or_none, "checkpoint_every", args.checkpoint_every)
+    _flag("--seed", check_seed, args.seed)
+    _flag("--device", resolve_device, args.device)
     writable_folder(args.out)
+    state = Path(args.out) / "checkpoint.npz" if args.out else None
+    if args.resume and (state is None or not state.exists()):
+        raise ValueError("--resume needs --out naming the folder of an interrupted run "
+                         f"(no checkpoint.npz in {args.out!r})")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -69,9 +83,6 @@ def _train(args: argparse.Namespace) -> int:
     print(f"{data}; {args.model} {options}"
           + ("" if args.grokfast == "none" else f"; GrokFast-{args.grokfast.upper()}"))
     state = Path(args.out) / "checkpoint.npz" if args.out else None
-    if args.resume and (state is None or not state.exists()):
-        raise ValueError("--resume needs --out naming the folder of an interrupted run "
-                         f"(no checkpoint.npz in {args.out!r})")
     try:
         history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
                         batch_size=args.batch_size, eval_every=args.eval_every,
@@ -314,6 +325,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         print(f"grokbook: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full disk, a folder gone: what failed, in one line
+        print(f"grokbook: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as interrupted:  # Ctrl-C outside `train` (which saves its own)
+        kept = isinstance(interrupted, TrainingInterrupted) and cache.location() is not None
+        print("grokbook: interrupted" + ("; the run cache keeps a checkpoint: the same command "
+                                         "resumes from it" if kept else ""), file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

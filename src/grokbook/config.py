@@ -190,9 +190,12 @@ class ModularCfg(Settings):
 
     def validate(self):
         from grokbook.tasks import OPERATIONS as known
+        from grokbook.tasks import is_prime
         if self.op not in known:
             raise Invalid(f"ModularCfg.op must be one of {', '.join(map(repr, known))}, "
                           f"got {self.op!r}")
+        if known[self.op].needs_prime and not is_prime(self.p):
+            raise Invalid(f"ModularCfg.p must be prime for op {self.op!r}, got {self.p}")
 
 
 @register
@@ -361,6 +364,9 @@ def to_dict(cfg: Settings) -> dict[str, Any]:
 def from_dict(data: dict[str, Any], cls: type | None = None) -> Settings:
     """Build settings from :func:`to_dict`'s output (or a hand-written dict; ``kind`` picks
     the class when ``cls`` is not given). An unknown key is an error listing the known ones."""
+    if not isinstance(data, dict):
+        raise Invalid(f"settings data must be a dict (as to_dict writes it), got a "
+                      f"{type(data).__name__}")
     data = dict(data)
     kind = data.pop("kind", None)
     if cls is None:

@@ -65,6 +65,8 @@ def from_table(table, p: int) -> torch.Tensor:
     if table.dim() != 2 or table.shape[0] != p:
         raise ValueError(f"table must have one row per number 0..{p - 1} (shape ({p}, d)), "
                          f"got shape {tuple(table.shape)}")
+    if not torch.isfinite(table).all():
+        raise ValueError("table holds NaN or infinite entries: an embedding must be finite")
     return unit_rows(table)
 
 

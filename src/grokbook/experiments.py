@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from grokbook import cache, transfer
+from grokbook.checks import check_seed
 from grokbook.config import (
     FNNCfg,
     ModularCfg,
@@ -332,8 +333,17 @@ def race(methods: dict[str, Method], seeds: Sequence[int], *,
          progress: bool | None = None) -> dict[str, list[Run]]:
     """Every method on the same seeds: ``{name: [Run per seed]}``. A GrokTransfer run keeps its
     weak run (``Run.weak``) so that costs include it."""
-    if not methods:
-        raise ValueError("methods must name at least one method")
+    if not isinstance(methods, dict) or not methods:
+        raise ValueError("methods must map at least one name to a method")
+    for name, method in methods.items():
+        if not isinstance(method, (RunCfg, GrokTransfer)):
+            raise ValueError(f"method {name!r} must be a RunCfg or a GrokTransfer, got a "
+                             f"{type(method).__name__}")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValueError(f"seeds must be a sequence of integers, got {seeds!r}")
+    seeds = list(seeds)
+    for seed in seeds:
+        check_seed(seed)
     return {name: [run_method(method, seed, desc=name, progress=progress) for seed in seeds]
             for name, method in methods.items()}
 

@@ -9,6 +9,7 @@ mid-write leaves the previous file as it was. JSON is written strict (no bare ``
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -25,7 +26,11 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
     """Call ``write(file)`` on a temporary file beside ``path``, fsync it, rename it to
     ``path``. On any error the temporary file is removed and ``path`` is left untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: a part of its folder "
+                                 "is a file, not a folder", str(path.parent)) from None
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -37,6 +42,22 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def writable_folder(path: str | Path, what: str = "folder") -> Path:
+    """Check, before any work that will write there, that ``path`` is a folder (or one that
+    can be made) that takes files; otherwise a ``ValueError`` naming ``what``."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{what} {str(path)!r} is a file; it must name a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(f"{what} {str(path)!r} cannot be written: "
+                         f"{error.strerror or error}") from None
+    return folder
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

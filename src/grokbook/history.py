@@ -21,6 +21,14 @@ SCHEMA_VERSION = 1
 STOP_REASONS = ("budget", "target", "callback", "diverged", "interrupted")
 
 
+class UnknownColumn(KeyError, ValueError):
+    """A column a History does not have (a ``KeyError`` for lookups, a ``ValueError`` for
+    bad input, as every other bad argument)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 @dataclass
 class History:
     """What a training run measured, one entry per evaluation.
@@ -56,7 +64,8 @@ class History:
             return getattr(self, name)
         if name in self.extras:
             return self.extras[name]
-        raise KeyError(f"no column {name!r}; columns: {', '.join([*METRICS, *self.extras])}")
+        raise UnknownColumn(f"no column {name!r}; columns: "
+                            f"{', '.join([*METRICS, *self.extras])}")
 
     def first_epoch(self, column: str = "test_acc", threshold: float = 0.95) -> int | None:
         """The first evaluated epoch at which ``column`` is at least ``threshold``; None if the
@@ -102,6 +111,9 @@ class History:
                 if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
                            for v in values):
                     raise ValueError(f"{what}: epoch must hold non-negative integers")
+                if any(a >= b for a, b in zip(values, values[1:])):
+                    raise ValueError(f"{what}: epoch must be strictly increasing, got "
+                                     f"{values[:8]}{'...' if len(values) > 8 else ''}")
                 columns[name] = list(values)
             else:
                 columns[name] = [as_float(v, f"{what}: {name}") for v in values]
@@ -182,4 +194,4 @@ class History:
 
 
 
-__all__ = ["METRICS", "SCHEMA_VERSION", "STOP_REASONS", "History"]
+__all__ = ["METRICS", "SCHEMA_VERSION", "STOP_REASONS", "History", "UnknownColumn"]

@@ -62,6 +62,9 @@ def seconds_to(history: History, threshold: float = 0.95) -> float | None:
 def summary(history: History, threshold: float = 0.95) -> dict[str, int | float | None]:
     """The headline numbers of a run: epochs to ``threshold`` train and test accuracy, the time
     gap, the final accuracies, the epochs run and the wall time."""
+    if not len(history):
+        raise ValueError("history has no evaluations to summarise (a run of 0 epochs still "
+                         "has one, at epoch 0)")
     return {
         "epochs_to_train": epochs_to(history, "train_acc", threshold),
         "epochs_to_test": epochs_to(history, "test_acc", threshold),

@@ -7,19 +7,20 @@ initialisation, the knob of Omnigrok (Liu et al., 2022) and of the GrokTransfer 
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokbook.checks import check_int, check_seed
+from grokbook.checks import check_int, check_memory, check_seed
+from grokbook.config import validate
 
 
 def scale_parameters(model: nn.Module, init_scale: float) -> None:
-    """Multiply every parameter of ``model`` by ``init_scale`` in place."""
-    if not init_scale > 0:
-        raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+    """Multiply every parameter of ``model`` by ``init_scale`` (a finite number > 0) in place."""
+    init_scale = validate("init_scale", init_scale)
     with torch.no_grad():
         for parameter in model.parameters():
             parameter.mul_(init_scale)
@@ -28,6 +29,17 @@ def scale_parameters(model: nn.Module, init_scale: float) -> None:
 def _check_positive(**sizes: int) -> None:
     for name, value in sizes.items():
         check_int(name, value)
+
+
+def _check_size(parameters: int, what: str) -> None:
+    """Refuse, before allocating it, a model whose parameters (with their gradients and
+    AdamW's two moments: four float32 copies) would not fit in this machine's memory."""
+    check_memory(16 * parameters, f"{what} ({parameters:,} parameters, trained with AdamW)")
+
+
+def _chain(dims: list[int]) -> int:
+    """Weights of bias-free linear layers through ``dims``."""
+    return sum(a * b for a, b in zip(dims[:-1], dims[1:]))
 
 
 def _given_embedding_dim(embedding: nn.Module, size: int, name: str, unit: str) -> int:
@@ -55,6 +67,8 @@ class FNN(nn.Module):
     ``init_scale`` leaves it as its maker initialised it.
     """
 
+    inputs = "tokens"  # what it reads: integer tokens or real vectors (checked by train)
+
     def __init__(self, vocab_size: int, n_classes: int, d_embed: int = 128, width: int = 512,
                  depth: int = 3, init_scale: float = 1.0, n_operands: int = 2,
                  embedding: nn.Module | None = None):
@@ -63,6 +77,8 @@ class FNN(nn.Module):
             d_embed = _given_embedding_dim(embedding, vocab_size, "vocab_size", "token")
         _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_embed=d_embed,
                         width=width, depth=depth, n_operands=n_operands)
+        dims = [n_operands * d_embed] + [width] * (depth - 1) + [n_classes]
+        _check_size(_chain(dims) + (vocab_size * d_embed if embedding is None else 0), "FNN")
         self.embed = embedding if embedding is not None else nn.Embedding(vocab_size, d_embed)
         self.layers = _bias_free_layers([n_operands * d_embed] + [width] * (depth - 1)
                                         + [n_classes])
@@ -83,6 +99,8 @@ class VectorFNN(nn.Module):
     features, e.g. GrokTransfer's ``A @ B``), then ``depth`` weight matrices with ReLUs between.
     ``n_outputs=1`` gives one real output for the logistic loss."""
 
+    inputs = "vectors"  # what it reads: integer tokens or real vectors (checked by train)
+
     def __init__(self, d_in: int, n_outputs: int = 1, d_embed: int = 128, width: int = 512,
                  depth: int = 3, init_scale: float = 1.0, embedding: nn.Module | None = None):
         super().__init__()
@@ -90,6 +108,8 @@ class VectorFNN(nn.Module):
                         depth=depth)
         if embedding is not None:
             d_embed = _given_embedding_dim(embedding, d_in, "d_in", "input coordinate")
+        _check_size(_chain([d_embed] + [width] * (depth - 1) + [n_outputs])
+                    + (d_in * d_embed if embedding is None else 0), "VectorFNN")
         self.embed = embedding if embedding is not None else nn.Linear(d_in, d_embed, bias=False)
         self.layers = _bias_free_layers([d_embed] + [width] * (depth - 1) + [n_outputs])
         scale_parameters(self.layers, init_scale)
@@ -175,12 +195,17 @@ class Transformer(nn.Module):
     read at the "=" position only. The "=" token is index ``vocab_size``.
     """
 
+    inputs = "tokens"  # what it reads: integer tokens or real vectors (checked by train)
+
     def __init__(self, vocab_size: int, n_classes: int, d_model: int = 128, n_heads: int = 4,
                  d_mlp: int = 512, n_layers: int = 1, layer_norm: bool = False,
                  init_scale: float = 1.0, n_operands: int = 2):
         super().__init__()
         _check_positive(vocab_size=vocab_size, n_classes=n_classes, d_model=d_model,
                         n_heads=n_heads, d_mlp=d_mlp, n_layers=n_layers, n_operands=n_operands)
+        block = 4 * d_model * d_model + 2 * d_model * d_mlp + d_mlp + 5 * d_model
+        _check_size((vocab_size + n_operands + 2 + n_classes) * d_model + n_layers * block,
+                    "Transformer")
         self.equals_token = vocab_size
         self.vocab_size = vocab_size  # the "=" token is number vocab_size
         self.embed = nn.Embedding(vocab_size + 1, d_model)
@@ -230,6 +255,12 @@ def make_model(kind: str, vocab_size: int, n_classes: int, seed: int = 0,
     """
     if kind not in MODELS:
         raise ValueError(f"unknown model {kind!r}; known models: {', '.join(MODELS)}")
+    known = [name for name in inspect.signature(MODELS[kind]).parameters
+             if name not in ("vocab_size", "n_classes")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for model {kind!r}; known "
+                         f"options: {', '.join(known)}")
     check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -244,6 +275,8 @@ class FixedEmbedding(nn.Module):
         if table.dim() != 2:
             raise ValueError(f"table must be 2-D (vocabulary x dimension), "
                              f"got shape {tuple(table.shape)}")
+        if not torch.isfinite(table).all():
+            raise ValueError("table holds NaN or infinite entries: an embedding must be finite")
         self.register_buffer("table", table.float().clone())
 
     @property
@@ -267,13 +300,15 @@ class TwoLayerReLU(nn.Module):
     trained. ``hidden.weight`` (``width x p``) is what GrokTransfer transfers.
     """
 
+    inputs = "vectors"  # what it reads: integer tokens or real vectors (checked by train)
+
     def __init__(self, p: int, width: int, w_init: float, a_init: float, seed: int = 0):
         super().__init__()
         check_int("p", p, minimum=3)
         check_int("width", width)
         for name, value in {"w_init": w_init, "a_init": a_init}.items():
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
+            validate(name, value, "init_scale")
+        check_seed(seed)
         self.hidden = nn.Linear(p, width, bias=False)
         self.output = nn.Linear(width, 1, bias=False)
         generator = torch.Generator().manual_seed(seed)
@@ -293,14 +328,16 @@ class TransferredNet(nn.Module):
     on ``{+-v_init}``) is trained.
     """
 
+    inputs = "vectors"  # what it reads: integer tokens or real vectors (checked by train)
+
     def __init__(self, embedding: torch.Tensor, m: int, v_init: float, seed: int = 0):
         super().__init__()
         if embedding.dim() != 2:
             raise ValueError(f"embedding must be a p x k matrix, got shape "
                              f"{tuple(embedding.shape)}")
         check_int("m", m, minimum=2)
-        if not v_init > 0:
-            raise ValueError(f"v_init must be positive, got {v_init!r}")
+        validate("v_init", v_init, "init_scale")
+        check_seed(seed)
         k = embedding.shape[1]
         generator = torch.Generator().manual_seed(seed)
         signs = torch.randint(0, 2, (m, k), generator=generator).float() * 2 - 1

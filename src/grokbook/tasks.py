@@ -108,6 +108,22 @@ class ModularData:
                 f"{len(self.y_test)} test, seed {self.seed})")
 
 
+def check_modular(op: str, p: int, frac: float, seed: int = 0) -> None:
+    """Check the arguments of :func:`modular_arithmetic` without building anything: a bad one
+    is a ``ValueError`` naming it; a table too large for this machine's memory is refused."""
+    if not isinstance(op, str) or op not in OPERATIONS:
+        raise ValueError(f"unknown op {op!r}; known operations: {', '.join(OPERATIONS)}")
+    operation = OPERATIONS[op]
+    check_int("p", p, minimum=2)
+    if operation.needs_prime and not is_prime(p):
+        raise ValueError(f"p must be prime for op {op!r} ({operation.formula}), got p={p}: "
+                         "without a prime modulus the table is not a group")
+    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0.0 < frac < 1.0:
+        raise ValueError(f"frac must be a number strictly between 0 and 1, got {frac!r}")
+    check_seed(seed)
+    check_memory(p * p * 40, f"the table of (a op b) mod {p} ({p * p:,} pairs)")
+
+
 def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
                        seed: int = 0) -> ModularData:
     """The table of ``(a op b) mod p``, split at random into train and test.
@@ -121,18 +137,8 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     Raises:
         ValueError: naming the bad parameter and what is allowed.
     """
-    if op not in OPERATIONS:
-        raise ValueError(f"unknown op {op!r}; known operations: {', '.join(OPERATIONS)}")
+    check_modular(op, p, frac, seed)
     operation = OPERATIONS[op]
-    check_int("p", p, minimum=2)
-    if operation.needs_prime and not is_prime(p):
-        raise ValueError(f"p must be prime for op {op!r} ({operation.formula}), got p={p}: "
-                         "without a prime modulus the table is not a group")
-    if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0.0 < frac < 1.0:
-        raise ValueError(f"frac must be a number strictly between 0 and 1, got {frac!r}")
-    check_seed(seed)
-    check_memory(p * p * 40, f"the table of (a op b) mod {p} ({p * p:,} pairs)")
-
     a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
     a, b = a.flatten(), b.flatten()
     if operation.nonzero_b:
@@ -183,6 +189,8 @@ def sparse_parity(n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int
     if k > n_bits:
         raise ValueError(f"k must be at most n_bits ({n_bits}), got k={k}")
     check_seed(seed)
+    check_memory((n_train + n_test) * n_bits * 12,
+                 f"{n_train + n_test:,} samples of {n_bits}-bit parity")
     generator = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator).float() * 2 - 1
     y = x[:, :k].prod(dim=1)
@@ -229,6 +237,8 @@ def xor_cluster(n_train: int, n_test: int, p: int, eps: float, seed: int = 0) ->
     check_int("n_test", n_test)
     check_int("p", p, minimum=3)
     _check_eps(eps)
+    check_seed(seed)
+    check_memory((n_train + n_test) * p * 12, f"{n_train + n_test:,} XOR samples of dimension {p}")
     generator = torch.Generator().manual_seed(seed)
 
     def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:

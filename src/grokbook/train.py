@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from grokbook.checkpoint import load as load_checkpoint
 from grokbook.checkpoint import save as save_checkpoint
-from grokbook.checks import check_seed
+from grokbook.checks import check_memory, check_seed
 from grokbook.config import validate
 from grokbook.ensemble import (
     Ensemble,
@@ -35,6 +35,7 @@ from grokbook.ensemble import (
     per_member,
     stack_data,
 )
+from grokbook.files import dumps, loads, writable_folder
 from grokbook.history import METRICS, History
 from grokbook.measures import weight_norm
 
@@ -74,6 +75,50 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def check_data(data, name: str = "data") -> None:
+    """``data`` must hold the four tensors a run reads (``grokbook.tasks``' data sets do)."""
+    if isinstance(data, (list, tuple)):
+        raise ValueError(f"{name} must be one data set for one model (a list of data sets is "
+                         f"for an ensemble, a list of models), got a {type(data).__name__}")
+    missing = [f for f in DATA_FIELDS if not isinstance(getattr(data, f, None), torch.Tensor)]
+    if missing:
+        raise ValueError(f"{name} must have tensors {', '.join(DATA_FIELDS)} (a data set of "
+                         f"grokbook.tasks), got a {type(data).__name__} without "
+                         f"{', '.join(missing)}")
+    for split in ("train", "test"):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if len(x) != len(y) or not len(x):
+            raise ValueError(f"{name}.x_{split} and {name}.y_{split} must hold the same, "
+                             f"non-zero number of rows, got {len(x)} and {len(y)}")
+
+
+def check_inputs(model: nn.Module, data, loss: str = "cross_entropy") -> None:
+    """Say before training when ``model`` cannot read ``data`` or ``loss`` cannot score it:
+    integer tokens for a token model (and no token beyond its vocabulary), real vectors for
+    a vector model, integer labels for cross-entropy and real ones (+-1) for the logistic
+    loss."""
+    reads = getattr(model, "inputs", None)
+    floats = data.x_train.is_floating_point()
+    if reads == "tokens" and floats:
+        raise ValueError(f"data: {type(model).__name__} reads integer tokens, but "
+                         f"data.x_train holds {data.x_train.dtype} vectors; use a model on "
+                         "vectors (VectorFNN) for this data")
+    if reads == "vectors" and not floats:
+        raise ValueError(f"data: {type(model).__name__} reads real vectors, but data.x_train "
+                         f"holds {data.x_train.dtype} tokens; use a token model (FNN, "
+                         "Transformer) for this data")
+    if loss == "cross_entropy" and data.y_train.is_floating_point():
+        raise ValueError("loss 'cross_entropy' needs integer class labels, but data.y_train "
+                         "holds real numbers; use loss='logistic' for labels +-1")
+    if loss == "logistic" and not data.y_train.is_floating_point():
+        raise ValueError("loss 'logistic' needs real labels +-1, but data.y_train holds "
+                         "integer classes; use loss='cross_entropy'")
+    check_tokens(model, data)
+
+
 def check_tokens(model: nn.Module, data) -> None:
     """A model built for ``v`` tokens cannot read a table of more: say so before training."""
     if data.x_train.is_floating_point():
@@ -86,6 +131,45 @@ def check_tokens(model: nn.Module, data) -> None:
         raise ValueError(f"the data holds token {largest}, but the model reads only tokens "
                          f"0..{rows - 1}: build it for the data's vocabulary "
                          f"(data.vocab_size = {getattr(data, 'vocab_size', largest + 1)})")
+
+
+def check_run_memory(model: nn.Module, data, batch_rows: int | None = None, copies: int = 1,
+                     device: torch.device | None = None) -> None:
+    """Refuse a run whose activations and AdamW state would not fit the device's memory (see
+    ``grokbook.checks.check_memory``; ``GROKBOOK_MEMORY_CHECK=off`` lifts the bound).
+
+    The activations of one example are measured by a forward pass on it (no gradients, no
+    randomness), then scaled: ``batch_rows`` examples (default: the whole training set) kept
+    for backward, the largest layer's output for a whole split at evaluation, times
+    ``copies`` (the members of an ensemble)."""
+    outputs: list[int] = []
+
+    def count(_module, _inputs, output):
+        if isinstance(output, torch.Tensor):
+            outputs.append(output.numel() * output.element_size())
+
+    where = next((p.device for p in model.parameters()), data.x_train.device)
+    leaves = [m for m in model.modules() if not any(m.children())] or [model]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(data.x_train[:1].to(where))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = max(len(data.y_train), len(data.y_test))
+    batch = len(data.y_train) if batch_rows is None else min(batch_rows, len(data.y_train))
+    parameters = sum(p.numel() * p.element_size() for p in model.parameters())
+    needed = copies * (3 * batch * sum(outputs) + 2 * rows * max(outputs, default=0)
+                       + 4 * parameters)
+    check_memory(needed, f"training {copies} x {type(model).__name__} on {batch:,} examples "
+                 "at once", device)
+
+
+def _check_callables(**parts) -> None:
+    for name, part in parts.items():
+        if part is not None and not callable(part):
+            raise ValueError(f"{name} must be callable (or None), got a {type(part).__name__}")
 
 
 def progress_enabled(progress: bool | None) -> bool:
@@ -207,7 +291,8 @@ def train(
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
         for value in betas:
             validate("betas", value, "beta")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                   or batch_size < 1):
         raise ValueError(f"batch_size must be None (full batch) or a positive integer, "
                          f"got {batch_size!r}")
     check_seed(seed)
@@ -221,6 +306,16 @@ def train(
                                                and checkpoint_seconds > 0):
         raise ValueError(f"checkpoint_seconds must be a positive number, "
                          f"got {checkpoint_seconds!r}")
+    if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer (or None for AdamW), got "
+                         f"a {type(optimizer).__name__}")
+    if measures is not None and not isinstance(measures, dict):
+        raise ValueError(f"measures must be a dict name -> fn(model), got a "
+                         f"{type(measures).__name__}")
+    _check_callables(grad_transform=grad_transform, callback=callback,
+                     **{f"measures[{k!r}]": v for k, v in (measures or {}).items()})
+    if checkpoint is not None:
+        checkpoint_file(checkpoint)
     if isinstance(model, (list, tuple)):
         unsupported = {"batch_size": batch_size, "optimizer": optimizer,
                        "grad_transform": grad_transform, "measures": measures,
@@ -237,7 +332,9 @@ def train(
             progress=progress_enabled(progress), desc=desc)
 
     device = resolve_device(device)
-    check_tokens(model, data)
+    check_data(data)
+    check_inputs(model, data, loss)
+    check_run_memory(model, data, batch_size, device=device)
     model.to(device)
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_test, y_test = data.x_test.to(device), data.y_test.to(device)
@@ -268,15 +365,24 @@ def train(
                                  "checkpointed; train without checkpoint= or give it one")
     if checkpoint is not None and resume and Path(checkpoint).exists():
         saved = load_checkpoint(checkpoint)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        for name, part in stateful.items():
-            if hasattr(part, "load_state_dict") and name in saved["parts"]:
-                part.load_state_dict(saved["parts"][name])
+        _check_same_run(checkpoint, saved["history"].get("config"), history.config)
+        try:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            for name, part in stateful.items():
+                if hasattr(part, "load_state_dict") and name in saved["parts"]:
+                    part.load_state_dict(saved["parts"][name])
+        except (RuntimeError, KeyError, ValueError) as error:
+            raise ValueError(f"checkpoint {checkpoint} holds another model or optimizer than "
+                             f"this run's ({str(error).splitlines()[0]}); delete it to start "
+                             "afresh, or resume with the settings it was saved with") from None
         generator.set_state(saved["generator"])
         history = History.from_dict(saved["history"], f"{checkpoint} history")
         step, streak = saved["step"], saved["streak"]
         first_epoch, seconds_before = saved["epoch"], saved["seconds"]
+
+    if hasattr(grad_transform, "check_model"):  # a filter's state belongs to one model
+        grad_transform.check_model(model)
 
     def save_state(next_epoch: int) -> None:
         save_checkpoint(checkpoint, {
@@ -372,6 +478,29 @@ def train(
     return history
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """Check, before training, that a checkpoint can be written at ``path``: not a folder,
+    in a folder that exists (or can be made) and takes files."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"checkpoint must name a file, but {str(path)!r} is a folder")
+    writable_folder(path.parent, "checkpoint folder")
+    return path
+
+
+def _check_same_run(checkpoint, saved: object, config: dict) -> None:
+    """A checkpoint resumes only the run that saved it: the same settings (History.config)."""
+    current = loads(dumps(config))
+    if saved != current:
+        saved = saved if isinstance(saved, dict) else {}
+        changed = sorted(k for k in set(saved) | set(current) if saved.get(k) != current.get(k))
+        shown = ", ".join(f"{k}: {saved.get(k)!r} then, {current.get(k)!r} now"
+                          for k in changed[:3])
+        raise ValueError(f"checkpoint {checkpoint} was saved by a run with other settings "
+                         f"({shown}); delete it to start afresh, or resume with the settings "
+                         "it was saved with")
+
+
 def _stateless(part: object) -> bool:
     """A plain function (a lambda measure, say) keeps no state between calls."""
     return callable(part) and not hasattr(part, "__dict__") or isinstance(
@@ -403,8 +532,15 @@ class _DeferredInterrupt:
 def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_steps, eval_every,
                     stop_acc, stop_patience, device, progress, desc) -> list[History]:
     """The loop of :func:`train` for K models at once: the same steps, vectorized."""
-    ensemble = Ensemble(models).to(device)
+    ensemble = Ensemble(models)
     k = len(ensemble)
+    for i, one in enumerate(data if isinstance(data, (list, tuple)) else [data] * k):
+        if i < k:  # a list of the wrong length is stack_data's to report
+            check_data(one, f"data[{i}]" if isinstance(data, (list, tuple)) else "data")
+            check_inputs(models[i], one)
+    check_run_memory(models[0], data[0] if isinstance(data, (list, tuple)) else data, copies=k,
+                     device=device)
+    ensemble = ensemble.to(device)
     x_train, y_train, x_test, y_test = (t.to(device) for t in stack_data(data, k))
     lrs, wds = per_member(lr, k, "lr"), per_member(weight_decay, k, "weight_decay")
     optimizer = StackedAdamW(ensemble.parameters(), lrs.to(device), wds.to(device), betas)

@@ -28,7 +28,8 @@ import math
 import torch
 from torch import nn
 
-from grokbook.checks import check_int
+from grokbook.checks import check_int, check_seed
+from grokbook.config import validate
 from grokbook.models import FNN, VectorFNN, make_model
 
 
@@ -41,9 +42,12 @@ class LowRankEmbedding(nn.Module):
         if a.dim() != 2:
             raise ValueError(f"the weak embedding A must be 2-D (vocabulary x d_W), got shape "
                              f"{tuple(a.shape)}")
+        if not torch.isfinite(a).all():
+            raise ValueError("the weak embedding A holds NaN or infinite entries: the weak model "
+                             "diverged (see its History's stopped) and has nothing to transfer")
         check_int("d_target", d_target)
-        if not init_scale > 0:
-            raise ValueError(f"init_scale must be positive, got {init_scale!r}")
+        init_scale = validate("init_scale", init_scale)
+        check_seed(seed)
         a = a.detach().float().clone()
         if freeze_a:
             self.register_buffer("a", a)
@@ -114,6 +118,9 @@ def weak_embedding(model: nn.Module) -> torch.Tensor:
 def random_like(a: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """A random Gaussian matrix of ``a``'s shape and Frobenius norm: the no-transfer ablation
     (a low-rank embedding of the same size that has learned nothing)."""
+    if not torch.isfinite(a).all():
+        raise ValueError("a holds NaN or infinite entries: there is no norm to match")
+    check_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn(a.shape, generator=generator)
     return noise * (a.norm() / noise.norm())
