@@ -3,7 +3,8 @@
 Every experiment of the book is described by frozen dataclasses: the data (:class:`ModularCfg`,
 :class:`ParityCfg`), the model (:class:`FNNCfg`, :class:`TransformerCfg`, :class:`VectorFNNCfg`),
 the optimizer (:class:`OptimCfg`), the epoch budget and stopping rule (:class:`BudgetCfg`), an
-optional gradient transform (:class:`GrokFastCfg`), and the run that holds them
+optional gradient transform (:class:`GrokFastCfg`; NeuralGrok's ``NeuralGrokCfg`` and
+``TensorNormCfg``, defined in ``grokbook.neuralgrok``), and the run that holds them
 (:class:`RunCfg`). Each field is checked when the object is built: a bad value is one
 ``ValueError`` naming the field, the value and what is allowed; an unknown field is an error
 listing the known ones. Nothing is silently ignored or clipped.
@@ -20,15 +21,22 @@ import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from grokbook.files import dumps
+
+if TYPE_CHECKING:
+    from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 
 Check = Callable[[Any], Any]  # returns the normalised value or raises ValueError(allowed)
 
 
 class Invalid(ValueError):
     """A setting outside what is allowed."""
+
+
+class _NestedInvalid(Invalid):
+    """A bad field of nested settings given as a dict; its message already names the field."""
 
 
 def _int(minimum: int = 1) -> Check:
@@ -157,6 +165,8 @@ class Settings:
             value = getattr(self, f.name)
             try:
                 normalised = check(value)
+            except _NestedInvalid as error:
+                raise Invalid(f"{type(self).__name__}.{f.name}: {error}") from None
             except Invalid as error:
                 raise Invalid(f"{type(self).__name__}.{f.name} must be {error}, "
                               f"got {value!r}") from None
@@ -169,11 +179,24 @@ class Settings:
 
 KINDS: dict[str, type] = {}
 
+# Settings classes defined outside this module (which imports none of them, to stay light):
+# kind -> the module that registers it, imported when a dict of that kind is loaded.
+ELSEWHERE: dict[str, str] = {"neuralgrok": "grokbook.neuralgrok",
+                             "tensornorm": "grokbook.neuralgrok"}
+
 
 def register(cls: type) -> type:
     """Make a settings class known to :func:`from_dict` under its ``kind``."""
     KINDS[cls.kind] = cls
     return cls
+
+
+def _kind(kind: Any) -> type | None:
+    """The settings class registered under ``kind`` (importing its module if need be)."""
+    if isinstance(kind, str) and kind not in KINDS and kind in ELSEWHERE:
+        import importlib
+        importlib.import_module(ELSEWHERE[kind])
+    return KINDS.get(kind) if isinstance(kind, str) else None
 
 
 # ---- data -------------------------------------------------------------------------------
@@ -317,6 +340,29 @@ class GrokFastCfg(Settings):
         return GrokFastMA(self.window, self.lamb)
 
 
+# The gradient transforms a run may name, by kind. A dict without ``kind`` is a GrokFastCfg, as
+# before NeuralGrok joined (a GrokFastCfg's serialised form, hence its cache keys, is unchanged).
+GRAD_TRANSFORMS = {"grokfast": "GrokFastCfg", "neuralgrok": "NeuralGrokCfg",
+                   "tensornorm": "TensorNormCfg"}
+
+
+def _grad_transform(value: Any) -> Settings:
+    allowed = "a " + ", a ".join(GRAD_TRANSFORMS.values()) + " or None"
+    if isinstance(value, dict):
+        kind = value.get("kind", "grokfast")
+        if kind not in GRAD_TRANSFORMS:
+            raise Invalid(f"{allowed} (kind one of {', '.join(map(repr, GRAD_TRANSFORMS))}, "
+                          f"got kind {kind!r})")
+        try:
+            return from_dict(value, _kind(kind))
+        except Invalid as error:
+            raise _NestedInvalid(str(error)) from None
+    if not isinstance(value, Settings) or value.kind not in GRAD_TRANSFORMS \
+            or _kind(value.kind) is not type(value):
+        raise Invalid(allowed)
+    return value
+
+
 # ---- a run --------------------------------------------------------------------------------
 
 @register
@@ -324,7 +370,12 @@ class GrokFastCfg(Settings):
 class RunCfg(Settings):
     """One training run: data, model, optimizer, budget, an optional gradient transform, the
     loss, and measures to record (``ntk_probe`` > 0: the relative empirical-NTK change on that
-    many test inputs, as ``extras["ntk_change"]``)."""
+    many test inputs, as ``extras["ntk_change"]``).
+
+    ``grad_transform``: None, a :class:`GrokFastCfg`, a ``NeuralGrokCfg`` (the run trains on
+    the inner part of its training set; the outer part, drawn from the run's seed, feeds the
+    meta step: ``grokbook.neuralgrok.split_outer``) or a ``TensorNormCfg`` (the whole
+    training set). Each holds its own settings, so the run cache keys on them."""
 
     kind: ClassVar[str] = "run"
     data: ModularCfg | ParityCfg = setting(ModularCfg(), _any_of(ModularCfg, ParityCfg))
@@ -332,7 +383,8 @@ class RunCfg(Settings):
         FNNCfg(), _any_of(FNNCfg, TransformerCfg, VectorFNNCfg))
     optim: OptimCfg = setting(OptimCfg(), _sub(OptimCfg))
     budget: BudgetCfg = setting(BudgetCfg(), _sub(BudgetCfg))
-    grad_transform: GrokFastCfg | None = setting(None, _optional(_sub(GrokFastCfg)))
+    grad_transform: GrokFastCfg | NeuralGrokCfg | TensorNormCfg | None = setting(
+        None, _optional(_grad_transform))
     loss: str = setting("cross_entropy", _choice("cross_entropy", "logistic"))
     ntk_probe: int = setting(0, _int(0))
 
@@ -370,9 +422,10 @@ def from_dict(data: dict[str, Any], cls: type | None = None) -> Settings:
     data = dict(data)
     kind = data.pop("kind", None)
     if cls is None:
-        if kind not in KINDS:
-            raise Invalid(f"kind must be one of {', '.join(sorted(KINDS))}, got {kind!r}")
-        cls = KINDS[kind]
+        cls = _kind(kind)
+        if cls is None:
+            raise Invalid(f"kind must be one of {', '.join(sorted(set(KINDS) | set(ELSEWHERE)))}"
+                          f", got {kind!r}")
     elif kind not in (None, cls.kind):
         raise Invalid(f"expected kind {cls.kind!r} for {cls.__name__}, got {kind!r}")
     known = [f.name for f in dataclasses.fields(cls)]

@@ -84,7 +84,7 @@ from grokbook.config import (
 from grokbook.train import LOSSES
 
 __all__ = ["CHECKS", "Amplifier", "NeuralGrok", "NeuralGrokCfg", "OuterSplit",
-           "TensorNormalization", "split_outer", "step_costs"]
+           "TensorNormCfg", "TensorNormalization", "split_outer", "step_costs"]
 
 def _widths(value: Any) -> tuple[int, ...]:
     try:
@@ -452,6 +452,21 @@ class NeuralGrokCfg(Settings):
             meta_every=self.meta_every, virtual_lr=self.virtual_lr, meta_lr=self.meta_lr,
             meta_weight_decay=self.meta_weight_decay, meta_betas=tuple(self.meta_betas),
             max_norm=self.max_norm, seed=seed)
+
+
+@register
+@dataclass(frozen=True)
+class TensorNormCfg(Settings):
+    """The per-tensor normalisation ablation's settings (:class:`TensorNormalization`): no
+    amplifier, no meta step, so no outer split: a run trains on its whole training set."""
+
+    kind: ClassVar[str] = "tensornorm"
+    c: float = setting(0.2, CHECKS["c"], "the norm of each gradient tensor")
+    max_norm: float | None = setting(1.0, CHECKS["max_norm"], "clip of the total norm")
+
+    def build(self) -> TensorNormalization:
+        """A fresh transform for one run."""
+        return TensorNormalization(self.c, self.max_norm)
 
 
 # ---- cost ------------------------------------------------------------------------------------
