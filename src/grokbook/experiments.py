@@ -48,6 +48,7 @@ from grokbook.models import (
     VectorFNN,
     make_model,
 )
+from grokbook.neuralgrok import NeuralGrokCfg
 from grokbook.stats import Censored
 from grokbook.tasks import modular_arithmetic, sparse_parity, xor_cluster
 from grokbook.train import train
@@ -137,8 +138,23 @@ def train_options(cfg: RunCfg) -> dict[str, Any]:
             "betas": tuple(o.betas), "warmup_steps": o.warmup_steps, "loss": cfg.loss}
 
 
+def make_transform(cfg: RunCfg, data, seed: int) -> tuple[Any, Any]:
+    """``(training data, transform)`` of a run of ``cfg`` on ``data`` from ``seed``: the data
+    as they are and the transform of ``cfg.grad_transform`` (None: no transform); for NeuralGrok
+    the inner part of the training set and a transform holding the outer part, both drawn from
+    ``seed`` (``NeuralGrokCfg.build``; the test set is the task's)."""
+    settings = cfg.grad_transform
+    if settings is None:
+        return data, None
+    if isinstance(settings, NeuralGrokCfg):
+        return settings.build(data, seed, cfg.loss)
+    return data, settings.build()
+
+
 def _fit(cfg: RunCfg, model: nn.Module, data, desc: str, progress: bool | None,
-         callback: Callable[[History], Any] | None, run_key: str | None = None) -> History:
+         callback: Callable[[History], Any] | None, run_key: str | None = None,
+         seed: int = 0) -> History:
+    data, transform = make_transform(cfg, data, seed)  # before anything else: a bad split fails
     options = train_options(cfg)
     state = cache.checkpoint_path(run_key) if run_key is not None else None
     if state is not None:  # an interrupted run resumes from here next time, bit for bit
@@ -150,7 +166,6 @@ def _fit(cfg: RunCfg, model: nn.Module, data, desc: str, progress: bool | None,
     if cfg.ntk_probe:
         measures["ntk_change"] = NTKChange(data.x_test[:cfg.ntk_probe], data.n_classes,
                                            relative=True)
-    transform = cfg.grad_transform.build() if cfg.grad_transform is not None else None
     return train(model, data, grad_transform=transform, measures=measures or None,
                  callback=callback, progress=progress, desc=desc, **options)
 
@@ -211,7 +226,7 @@ def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str |
         return Run(cfg, seed, entry.history, model, run_key, cached=True, weak=weak)
     model = build_model(cfg, seed, a, freeze)
     history = _fit(cfg, model, make_data(cfg.data, seed), desc or f"seed {seed}", progress,
-                   callback, run_key)
+                   callback, run_key, seed)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(cfg, seed, history, model, run_key, weak=weak)
 
@@ -368,9 +383,11 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
                    run_key, cached=True, weak=weak)
     data = make_data(target.data, seed)
     before = replace(target, budget__epochs=merge_at, budget__stop_acc=None)
-    first = _fit(before, model, data, f"before merging, seed {seed}", progress, None)
+    first = _fit(before, model, data, f"before merging, seed {seed}", progress, None,
+                 seed=seed)
     after = replace(target, budget__epochs=target.budget.epochs - merge_at)
-    rest = _fit(after, transfer.merge(model), data, f"merged, seed {seed}", progress, None)
+    rest = _fit(after, transfer.merge(model), data, f"merged, seed {seed}", progress, None,
+                seed=seed)
     history = first.followed_by(rest)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(target, seed, history, model, run_key, weak=weak)
