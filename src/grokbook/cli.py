@@ -2,6 +2,7 @@
 
     grokbook train --task add --p 97 --frac 0.3 --model fnn --epochs 3000
     grokbook train --task add --model transformer --wd 0.1 --grokfast ma
+    grokbook train --task add --neuralgrok --ng-c 0.2 --ng-every 4
     grokbook transfer --task add --p 97 --frac 0.3
     grokbook run 1 --profile ci
     grokbook bench --quick
@@ -17,8 +18,18 @@ from pathlib import Path
 from grokbook import bench, cache, chapters, experiments, files, measures, profiles
 from grokbook.accelerators import GrokFastEMA, GrokFastMA
 from grokbook.checks import check_seed
-from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace, validate
+from grokbook.config import (
+    BudgetCfg,
+    FNNCfg,
+    ModularCfg,
+    OptimCfg,
+    RunCfg,
+    replace,
+    to_dict,
+    validate,
+)
 from grokbook.models import MODELS, make_model
+from grokbook.neuralgrok import NeuralGrokCfg
 from grokbook.tasks import OPERATIONS, check_modular, modular_arithmetic
 from grokbook.train import TrainingInterrupted, resolve_device, train
 
@@ -67,6 +78,14 @@ def _check_train_args(args: argparse.Namespace) -> None:
     _flag("--checkpoint-every", _positive_or_none, "checkpoint_every", args.checkpoint_every)
     _flag("--seed", check_seed, args.seed)
     _flag("--device", resolve_device, args.device)
+    if args.neuralgrok and args.grokfast != "none":
+        raise ValueError("--neuralgrok and --grokfast are two gradient transforms: give one")
+    if not args.neuralgrok and (args.ng_c is not None or args.ng_every is not None):
+        raise ValueError("--ng-c and --ng-every set NeuralGrok: give --neuralgrok with them")
+    if args.neuralgrok:
+        _flag("--ng-c", NeuralGrokCfg, c=0.2 if args.ng_c is None else args.ng_c)
+        _flag("--ng-every", NeuralGrokCfg,
+              meta_every=4 if args.ng_every is None else args.ng_every)
     writable_folder(args.out)
     state = Path(args.out) / "checkpoint.npz" if args.out else None
     if args.resume and (state is None or not state.exists()):
@@ -80,14 +99,24 @@ def _train(args: argparse.Namespace) -> int:
     options = dict(MODEL_DEFAULTS[args.model], init_scale=args.init_scale)
     model = make_model(args.model, data.vocab_size, data.n_classes, seed=args.seed, **options)
     filters = {"none": lambda: None, "ema": GrokFastEMA, "ma": GrokFastMA}
-    print(f"{data}; {args.model} {options}"
-          + ("" if args.grokfast == "none" else f"; GrokFast-{args.grokfast.upper()}"))
+    transform = filters[args.grokfast]()
+    described = "" if args.grokfast == "none" else f"; GrokFast-{args.grokfast.upper()}"
+    if args.neuralgrok:  # trains on the inner split; the outer split feeds the meta step
+        settings = _neuralgrok(args)
+        full = len(data.y_train)
+        try:
+            data, transform = settings.build(data, args.seed)
+        except ValueError as error:
+            raise ValueError(f"--neuralgrok: {error}") from None
+        described = (f"; NeuralGrok (c {settings.c}, T {settings.meta_every}): "
+                     f"{len(data.y_train)} inner + {full - len(data.y_train)} outer examples")
+    print(f"{data}; {args.model} {options}{described}")
     state = Path(args.out) / "checkpoint.npz" if args.out else None
     try:
         history = train(model, data, epochs=args.epochs, lr=args.lr, weight_decay=args.wd,
                         batch_size=args.batch_size, eval_every=args.eval_every,
                         stop_acc=args.stop_acc, seed=args.seed, device=args.device,
-                        grad_transform=filters[args.grokfast](),
+                        grad_transform=transform,
                         progress=not args.quiet, desc=f"{args.model} {args.task} mod {args.p}",
                         checkpoint=state, checkpoint_every=args.checkpoint_every,
                         checkpoint_seconds=None if args.checkpoint_every else 60.0,
@@ -102,6 +131,8 @@ def _train(args: argparse.Namespace) -> int:
     if state is not None:
         state.unlink(missing_ok=True)
     history.config.update(task=args.task, p=args.p, frac=args.frac, model_options=options)
+    if args.neuralgrok:
+        history.config.update(neuralgrok=to_dict(_neuralgrok(args)))
     if history.stopped == "diverged":
         saved = _save(history, args)
         print(f"grokbook: error: training diverged at epoch {history.epoch[-1]} (a loss or "
@@ -126,6 +157,12 @@ def _train(args: argparse.Namespace) -> int:
     if saved:
         print(f"history saved to {saved}")
     return 0
+
+
+def _neuralgrok(args: argparse.Namespace) -> NeuralGrokCfg:
+    """NeuralGrok's settings from the flags (the rest at NeuralGrokCfg's defaults)."""
+    return NeuralGrokCfg(c=0.2 if args.ng_c is None else args.ng_c,
+                         meta_every=4 if args.ng_every is None else args.ng_every)
 
 
 def _save(history, args: argparse.Namespace):
@@ -227,6 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--grokfast", default="none", choices=["none", "ema", "ma"],
                    help="GrokFast gradient filter at its authors' defaults: ema (alpha 0.98, "
                         "lambda 2) or ma (window 100, lambda 5) (default: none)")
+    t.add_argument("--neuralgrok", action="store_true",
+                   help="NeuralGrok's learned gradient amplifier (grokbook.neuralgrok): trains "
+                        "on the training set less an outer split of 1%% of the table, which "
+                        "the amplifier's meta step uses")
+    t.add_argument("--ng-c", type=float, default=None,
+                   help="with --neuralgrok: the norm of each transformed gradient tensor "
+                        "(default: 0.2)")
+    t.add_argument("--ng-every", type=int, default=None,
+                   help="with --neuralgrok: T, steps between meta steps (default: 4)")
     t.add_argument("--eval-every", type=int, default=10, help="default: 10")
     t.add_argument("--stop-acc", type=float, default=None,
                    help="stop once test accuracy reaches this (default: train all epochs)")
