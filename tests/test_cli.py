@@ -42,6 +42,29 @@ def test_train_passes_the_chosen_grokfast_filter_to_the_loop(capsys, monkeypatch
     assert ("GrokFast-" in capsys.readouterr().out) == (grokfast != "none")
 
 
+def test_train_neuralgrok_trains_on_the_inner_split(capsys, monkeypatch, tmp_path):
+    import grokbook.cli
+    from grokbook.neuralgrok import NeuralGrok
+
+    seen = []
+
+    def spy(model, data, *args, grad_transform=None, **options):
+        seen.append((grad_transform, len(data.y_train)))
+        return train(model, data, *args, grad_transform=grad_transform, **options)
+
+    monkeypatch.setattr(grokbook.cli, "train", spy)
+    argv = ["train", "--p", "23", "--epochs", "4", "--eval-every", "2", "--quiet", "--neuralgrok",
+            "--ng-c", "0.5", "--ng-every", "2", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    (transform, n_inner), = seen
+    assert isinstance(transform, NeuralGrok) and transform.amplifier.c == 0.5
+    assert transform.meta_every == 2 and len(transform.outer_y) == round(0.01 * 23 * 23) == 5
+    assert "NeuralGrok (c 0.5, T 2): 259 inner + 5 outer examples" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "history.json").read_text())
+    assert saved["config"]["n_train"] == n_inner == 259  # of 264
+    assert saved["config"]["neuralgrok"]["c"] == 0.5
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["train", "--task", "mul", "--p", "12"], "p must be prime for op 'mul'"),
     (["train", "--frac", "1.5"], "ModularCfg.frac must be a finite number in (0, 1)"),
@@ -99,6 +122,10 @@ def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     (["--frac", "0"], "--frac: ModularCfg.frac must be a finite number in (0, 1), got 0.0"),
     (["--device", "cuda:7"], "--device: device 'cuda:7'"),
     (["--resume"], "--resume needs --out"),
+    (["--neuralgrok", "--ng-c", "0"], "--ng-c: NeuralGrokCfg.c must be a finite number in (0, "),
+    (["--neuralgrok", "--ng-every", "0"], "--ng-every: NeuralGrokCfg.meta_every must be a pos"),
+    (["--ng-every", "2"], "--ng-c and --ng-every set NeuralGrok: give --neuralgrok"),
+    (["--neuralgrok", "--grokfast", "ma"], "--neuralgrok and --grokfast are two gradient"),
 ])
 def test_bad_train_arguments_are_refused_before_training(argv, message, capsys, monkeypatch):
     import grokbook.cli

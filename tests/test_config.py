@@ -99,3 +99,69 @@ def test_every_rule_accepts_or_names_the_setting(rule, value):
         assert str(error).startswith(f"{rule} must be")
     else:
         assert checked is None or math.isfinite(checked)
+
+
+# ---- gradient transforms: GrokFast, NeuralGrok, per-tensor normalisation ------------------------
+
+def test_a_grokfast_run_serialises_and_hashes_as_before_neuralgrok():
+    # The spec's hash is part of every run-cache key (and the tuning table's runs): pinned.
+    run = RunCfg(grad_transform=GrokFastCfg())
+    assert to_dict(run)["grad_transform"] == {"kind": "grokfast", "filter": "ema",
+                                              "alpha": 0.98, "lamb": 2.0, "window": 100}
+    assert fingerprint(run) == "3fb22913e07e05a0144c958dcd8a43dc6a4a08a2291b56930042b63c54fb244a"
+    assert fingerprint(RunCfg()) == (
+        "6d8d3157db4975c85027f21393dd6ee0bf0a7f83382139faa9cf0773b03f7983")
+    assert RunCfg(grad_transform={"filter": "ma", "window": 5}).grad_transform == GrokFastCfg(
+        "ma", window=5)  # a dict without kind is GrokFast, as it always was
+
+
+def test_neuralgrok_and_tensor_norm_runs_round_trip_tagged_by_kind():
+    from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
+    for transform in (NeuralGrokCfg(hidden=(8, 4), c=0.5, meta_every=2, outer_frac=0.05),
+                      TensorNormCfg(c=0.3, max_norm=None), GrokFastCfg("ma", window=7)):
+        run = RunCfg(grad_transform=transform)
+        data = to_dict(run)
+        assert data["grad_transform"]["kind"] == transform.kind
+        assert from_dict(data) == run and type(from_dict(data).grad_transform) is type(transform)
+        assert from_dict(data).grad_transform == transform
+        assert replace(run, grad_transform=None).grad_transform is None
+    run = RunCfg(grad_transform=NeuralGrokCfg())
+    assert replace(run, grad_transform__c=0.7).grad_transform == NeuralGrokCfg(c=0.7)
+    assert fingerprint(run) != fingerprint(replace(run, grad_transform__meta_every=8))
+    assert fingerprint(run) != fingerprint(RunCfg(grad_transform=TensorNormCfg()))
+
+
+@pytest.mark.parametrize("transform, message", [
+    ({"kind": "neuralgrok", "c": 0}, r"RunCfg.grad_transform: NeuralGrokCfg.c must be a finite "
+                                     r"number in \(0, inf\), got 0"),
+    ({"kind": "neuralgrok", "meta_every": 0}, "NeuralGrokCfg.meta_every must be a positive"),
+    ({"kind": "neuralgrok", "outer_frac": 1.0}, "NeuralGrokCfg.outer_frac must be"),
+    ({"kind": "neuralgrok", "T": 4}, "unknown field.* T for NeuralGrokCfg"),
+    ({"kind": "tensornorm", "max_norm": 0.0}, "TensorNormCfg.max_norm must be"),
+    ({"kind": "tensornorm", "c": -1}, "TensorNormCfg.c must be"),
+    ({"kind": "grokfast", "alpha": 1.0}, "GrokFastCfg.alpha must be"),
+    ({"kind": "optim"}, "RunCfg.grad_transform must be a GrokFastCfg, a NeuralGrokCfg, a "
+                        "TensorNormCfg or None .*got kind 'optim'"),
+    (OptimCfg(), "RunCfg.grad_transform must be a GrokFastCfg, a NeuralGrokCfg"),
+    ("neuralgrok", "RunCfg.grad_transform must be"),
+])
+def test_bad_gradient_transforms_name_the_field(transform, message):
+    with pytest.raises(ValueError, match=message):
+        RunCfg(grad_transform=transform)
+
+
+def test_the_settings_classes_of_neuralgrok_load_without_importing_it_first():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import grokbook
+    source = str(Path(grokbook.__file__).parents[1])  # this checkout's package, not another
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [source, *filter(None, [os.environ.get("PYTHONPATH")])])}
+    code = ("from grokbook.config import RunCfg, from_dict\n"
+            "run = from_dict({'kind': 'run', 'grad_transform': {'kind': 'neuralgrok', 'c': 0.5}})\n"
+            "assert type(run.grad_transform).__name__ == 'NeuralGrokCfg', run\n"
+            "assert from_dict({'kind': 'tensornorm'}).c == 0.2\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)

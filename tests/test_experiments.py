@@ -82,3 +82,82 @@ def test_merged_transfer_reads_as_one_run():
 def test_a_race_checks_its_methods_and_seeds_before_training(methods, seeds, message):
     with pytest.raises(ValueError, match=message):
         experiments.race(methods, seeds)
+
+
+# ---- NeuralGrok and per-tensor normalisation through the run cache -------------------------------
+
+TINY = RunCfg(data=DATA, model=FNNCfg(d_embed=8, width=16, depth=2),
+              optim=OptimCfg(lr=1e-2, weight_decay=0.1), budget=BudgetCfg(30, eval_every=10))
+
+
+@pytest.fixture
+def disk_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
+    cache._MEMORY.clear()
+    yield tmp_path / "cache"
+    cache._MEMORY.clear()
+
+
+def test_a_neuralgrok_run_trains_on_the_inner_split_and_is_cached(disk_cache):
+    from grokbook.config import to_dict
+    from grokbook.neuralgrok import NeuralGrok, NeuralGrokCfg, split_outer
+    settings = NeuralGrokCfg(hidden=(8,), meta_every=2, outer_frac=0.05)
+    cfg = replace(TINY, grad_transform=settings)
+    first = experiments.train_run(cfg, 1, progress=False)
+    data = experiments.make_data(DATA, 1)
+    inner = split_outer(data, settings.outer_frac, seed=1).inner
+    assert first.history.config["n_train"] == len(inner.y_train) < len(data.y_train)
+    built, transform = experiments.make_transform(cfg, data, 1)
+    assert isinstance(transform, NeuralGrok) and torch.equal(built.x_train, inner.x_train)
+    assert len(transform.outer_y) == round(0.05 * 121) and torch.equal(built.x_test, data.x_test)
+    # the same seed, the same run; the key holds the NeuralGrok settings
+    cache._MEMORY.clear()
+    again = experiments.train_run(cfg, 1, progress=False)
+    assert again.cached and again.history == first.history and again.key == first.key
+    assert cache.info()["entries"] == 1
+    assert experiments._spec(cfg, 1, None, "single")["run"]["grad_transform"] == to_dict(settings)
+    other = experiments.train_run(replace(cfg, grad_transform__c=0.5), 1, progress=False)
+    assert not other.cached and other.key != first.key
+    plain = experiments.train_run(TINY, 1, progress=False)
+    assert plain.key != first.key and plain.history.config["n_train"] == len(data.y_train)
+    # deterministic: trained again from nothing, bit for bit
+    cache.clear()
+    cache._MEMORY.clear()
+    fresh = experiments.train_run(cfg, 1, progress=False)
+    assert not fresh.cached and fresh.history.train_loss == first.history.train_loss
+    assert fresh.history.test_acc == first.history.test_acc
+
+
+def test_a_tensor_norm_run_trains_on_the_whole_training_set_and_is_cached(disk_cache):
+    from grokbook.neuralgrok import TensorNormalization, TensorNormCfg
+    cfg = replace(TINY, grad_transform=TensorNormCfg(c=0.5))
+    first = experiments.train_run(cfg, 0, progress=False)
+    data = experiments.make_data(DATA, 0)
+    assert first.history.config["n_train"] == len(data.y_train)
+    built, transform = experiments.make_transform(cfg, data, 0)
+    assert built is data and isinstance(transform, TensorNormalization) and transform.c == 0.5
+    cache._MEMORY.clear()
+    again = experiments.train_run(cfg, 0, progress=False)
+    assert again.cached and again.history == first.history
+    assert experiments.train_run(TINY, 0, progress=False).key != first.key
+
+
+def test_neuralgrok_runs_in_a_stack_a_grid_and_a_race_one_by_one():
+    from grokbook.neuralgrok import NeuralGrokCfg
+    cfg = replace(TINY, grad_transform=NeuralGrokCfg(outer_frac=0.05),
+                  budget__epochs=10)
+    stacked = experiments.train_stack([cfg, cfg], [0, 1], progress=False)
+    alone = experiments.train_run(cfg, 1, progress=False)
+    assert stacked[1].key == alone.key and stacked[1].history == alone.history
+    raced = experiments.race({"NeuralGrok": cfg, "plain": replace(cfg, grad_transform=None)},
+                             [0], progress=False)
+    assert raced["NeuralGrok"][0].key == stacked[0].key
+    assert raced["NeuralGrok"][0].history.config["n_train"] < (
+        raced["plain"][0].history.config["n_train"])
+
+
+def test_a_run_whose_outer_split_would_be_empty_fails_before_training():
+    from grokbook.neuralgrok import NeuralGrokCfg
+    cfg = replace(TINY, grad_transform=NeuralGrokCfg(outer_frac=1e-3))
+    with pytest.raises(ValueError, match="outer_frac=0.001 leaves an empty outer split"):
+        experiments.train_run(cfg, 0, progress=False)
