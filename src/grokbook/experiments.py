@@ -12,7 +12,9 @@ key). Chapters, widgets, the command line and the tests call these; nothing re-i
 - :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training.
 
 Seeds: a run's seed draws its data split and its initialisation (the same seed, the same
-split), as everywhere in the book.
+split), as everywhere in the book; for a NeuralGrok run (``RunCfg.grad_transform`` a
+``NeuralGrokCfg``) also the outer split taken out of the training set and the amplifier's
+initialisation (:func:`make_transform`).
 """
 
 from __future__ import annotations
@@ -367,7 +369,9 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
                     progress: bool | None = None) -> Run:
     """GrokTransfer whose ``A @ B`` is merged into one trainable matrix after ``merge_at``
     epochs (the paper's Fig. 15b ablation); AdamW restarts at the merge. The History covers
-    both parts (``History.followed_by``); the target's budget is the whole run's."""
+    both parts (``History.followed_by``); the target's budget is the whole run's. A gradient
+    transform restarts at the merge too (a NeuralGrok target keeps its inner split, drawn from
+    ``seed``, and starts a new amplifier)."""
     target = method.target
     if not 0 < merge_at < target.budget.epochs:
         raise ValueError(f"merge_at must lie strictly between 0 and the target's epochs "
