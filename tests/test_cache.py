@@ -4,15 +4,6 @@ import torch
 from grokbook import cache, experiments
 from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg
 
-
-@pytest.fixture
-def disk_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
-    cache._MEMORY.clear()
-    yield tmp_path / "cache"
-    cache._MEMORY.clear()
-
-
 CFG = RunCfg(data=ModularCfg("add", 13, 0.5), model=FNNCfg(d_embed=4, width=8, depth=2),
              optim=OptimCfg(lr=1e-2, weight_decay=1.0), budget=BudgetCfg(20, eval_every=10))
 

@@ -90,14 +90,6 @@ TINY = RunCfg(data=DATA, model=FNNCfg(d_embed=8, width=16, depth=2),
               optim=OptimCfg(lr=1e-2, weight_decay=0.1), budget=BudgetCfg(30, eval_every=10))
 
 
-@pytest.fixture
-def disk_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GROKBOOK_CACHE", str(tmp_path / "cache"))
-    cache._MEMORY.clear()
-    yield tmp_path / "cache"
-    cache._MEMORY.clear()
-
-
 def test_a_neuralgrok_run_trains_on_the_inner_split_and_is_cached(disk_cache):
     from grokbook.config import to_dict
     from grokbook.neuralgrok import NeuralGrok, NeuralGrokCfg, split_outer
