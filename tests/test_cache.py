@@ -95,21 +95,26 @@ def test_the_code_version_follows_training_code_not_presentation(tmp_path, monke
     before = version()
     (copy / "plots.py").write_text((copy / "plots.py").read_text() + "\n# a style edit\n")
     assert version() == before
+    profile = copy / "profiles" / "grokking.py"
+    profile.write_text(profile.read_text() + "\n# a profile edit: settings are in the keys\n")
+    assert version() == before
     (copy / "train.py").write_text((copy / "train.py").read_text() + "\n# a training edit\n")
     assert version() != before
 
 
-def test_training_never_imports_the_presentation_modules():
+def test_training_never_imports_the_presentation_or_selection_modules():
     import subprocess
     import sys
 
     training = sorted(f"grokbook.{path.stem}" for path in cache.PACKAGE.glob("*.py")
-                      if path.name not in cache.PRESENTATION) + ["grokbook.profiles"]
+                      if cache.is_training_source(path.name))
     code = ("import importlib, sys\n"
             "for name in sys.argv[1:]: importlib.import_module(name)\n"
             "print(' '.join(m for m in sys.modules if m.startswith('grokbook.')))")
     loaded = subprocess.run([sys.executable, "-c", code, *training], capture_output=True,
                             text=True, check=True).stdout.split()
-    shown = {f"grokbook.{name.removesuffix('.py')}" for name in cache.PRESENTATION}
+    shown = {f"grokbook.{name.removesuffix('.py').rstrip('/')}"
+             for name in cache.PRESENTATION + cache.SELECTION if name != "cache.py"}
     assert len(loaded) >= len(training) - 1
     assert shown.isdisjoint(loaded), shown & set(loaded)
+    assert not any(m.startswith("grokbook.profiles.") for m in loaded)

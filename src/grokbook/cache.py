@@ -1,13 +1,14 @@
 """The run cache: load a finished run instead of training it again.
 
-Every run of the experiments layer is stored under a key that hashes everything that decides
-its result: its full settings, its seed, how it was started (a transfer's source run, say), and
-the package's *code version* (a hash of every source file of ``grokbook`` and the torch
-version), so an entry is never stale: change any line of the package and old entries are simply
-not found. An entry is two files, written atomically: ``KEY.npz`` with the model's tensors (read
-back with ``allow_pickle=False``) and ``KEY.json`` with the History, the spec and the tensors'
-SHA-256, written last. A file that does not parse, does not match its key or its checksum is
-reported and recomputed, never trusted.
+Every run of the experiments layer is stored under a key that hashes everything that decides its
+result: its full settings, its seed, how it was started (a transfer's source run, say), and the
+package's *code version* (a hash of every source file of ``grokbook`` that can change what a run
+computes, and the torch version), so an entry is never stale: change any line of training code
+and old entries are simply not found (editing a figure or a chapter's profile keeps them). An
+entry is two files, written atomically: ``KEY.npz`` with the model's tensors (read back with
+``allow_pickle=False``) and ``KEY.json`` with the History, the spec and the tensors' SHA-256,
+written last. A file that does not parse, does not match its key or its checksum is reported and
+recomputed, never trusted.
 
 Where: ``$GROKBOOK_CACHE`` (a folder, or ``off``), else ``.cache/grokbook`` in the repository
 when the package runs from a checkout, else ``~/.cache/grokbook``. The tests run with it off.
@@ -42,19 +43,30 @@ PACKAGE = Path(__file__).resolve().parent
 # imports them.
 PRESENTATION = ("bench.py", "chapters.py", "claims.py", "cli.py", "plots.py", "tables.py",
                 "widgets.py")
+# Modules that only choose which runs to do, or store them: a run's settings are in its key
+# (profiles and the tuning table pick them, a sweep schedules them), and the stored format has
+# its own number (FORMAT). Editing a chapter's profile must not retrain the other chapters.
+SELECTION = ("cache.py", "profiles/", "sweep.py", "tuning.py")
 
 
 @cache
 def code_version() -> str:
-    """A hash of the package's source files (all but :data:`PRESENTATION`) and the torch
-    version: part of every key."""
+    """A hash of the package's training source files (all but :data:`PRESENTATION` and
+    :data:`SELECTION`) and the torch version: part of every key."""
     digest = hashlib.sha256(torch.__version__.encode())
     for path in sorted(PACKAGE.rglob("*.py")):
-        if path.relative_to(PACKAGE).as_posix() in PRESENTATION:
+        if not is_training_source(path.relative_to(PACKAGE).as_posix()):
             continue
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def is_training_source(name: str) -> bool:
+    """Whether the package file ``name`` (relative, ``/``-separated) can change what a run
+    computes, and so belongs to :func:`code_version`."""
+    return name not in PRESENTATION and not any(
+        name == entry or entry.endswith("/") and name.startswith(entry) for entry in SELECTION)
 
 
 def location() -> Path | None:
