@@ -61,3 +61,20 @@ def test_runtimes_keep_one_row_per_chapter_profile_and_cache_state(tmp_path):
         ("01_grokking", "book", "290", "120", "cold"), ("01_grokking", "book", "20", "0", "warm"),
         ("02_embeddings", "ci", "9", "", "off")]
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_claims_keep_one_set_per_chapter_and_profile(tmp_path):
+    import csv
+
+    table = tmp_path / "claims.csv"
+    first = [{"claim": "a, with a comma", "holds": True, "figures": "median 3\n(1, 3, 5)"},
+             {"claim": "b", "holds": True, "figures": ""}]
+    chapters.record_claims("01_grokking", "book", first, table)
+    chapters.record_claims("02_embeddings", "book", [{"claim": "c", "holds": True}], table)
+    chapters.record_claims("01_grokking", "book", first[:1], table)  # a re-run replaces
+    with open(table, newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert tuple(rows[0]) == chapters.CLAIM_COLUMNS
+    assert [(r["chapter"], r["claim"], r["holds"], r["measured"]) for r in rows] == [
+        ("01_grokking", "a, with a comma", "yes", "median 3 (1, 3, 5)"),
+        ("02_embeddings", "c", "yes", "")]

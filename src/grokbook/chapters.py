@@ -5,7 +5,8 @@ the kernel instead of injecting a parameters cell: the executed notebook stays i
 shape to the committed one. Papermill's per-cell timing metadata is stripped afterwards; the
 widget state that nbclient saves is kept, so the rendered page shows the widgets. Executing a
 chapter in place (``make book``) records its wall time in ``book/data/runtimes.csv``, the table
-the book's runtimes page shows.
+the book's runtimes page shows, and every claim its claims cell checked, with the figures it
+measured, in ``book/data/claims.csv``, the table of the claims page.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import json
 import os
 import platform
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +32,8 @@ BOOK_DIR = Path(__file__).resolve().parents[2] / "book"
 KERNEL = "python3"
 RUNTIMES = BOOK_DIR / "data" / "runtimes.csv"
 RUNTIME_COLUMNS = ("chapter", "profile", "seconds", "runs_trained", "cache", "date", "machine")
+CLAIMS = BOOK_DIR / "data" / "claims.csv"
+CLAIM_COLUMNS = ("chapter", "profile", "seed_offset", "claim", "holds", "measured", "date")
 
 
 def list_chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
@@ -75,10 +80,12 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
     profile = resolve(profile)
     output = Path(output) if output is not None else path
     output.parent.mkdir(parents=True, exist_ok=True)
-    previous = {key: os.environ.get(key)
-                for key in ("GROKBOOK_PROFILE", "GROKBOOK_PROGRESS", "GROKBOOK_CACHE")}
+    previous = {key: os.environ.get(key) for key in
+                ("GROKBOOK_PROFILE", "GROKBOOK_PROGRESS", "GROKBOOK_CACHE", "GROKBOOK_CLAIMS_LOG")}
+    claims_log = Path(tempfile.mkstemp(prefix="grokbook-claims-", suffix=".jsonl")[1])
     os.environ["GROKBOOK_PROFILE"] = profile
     os.environ["GROKBOOK_PROGRESS"] = "0"
+    os.environ["GROKBOOK_CLAIMS_LOG"] = str(claims_log)
     if profile == "ci" and previous["GROKBOOK_CACHE"] is None:
         os.environ["GROKBOOK_CACHE"] = "off"  # ci runs check the code as it is: never a cache
     try:
@@ -96,9 +103,15 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        claimed = claims_log.read_text()
+        claims_log.unlink()
+        if previous["GROKBOOK_CLAIMS_LOG"]:  # the caller's own log gets the lines too
+            with open(previous["GROKBOOK_CLAIMS_LOG"], "a") as file:
+                file.write(claimed)
     nbformat.write(clean(notebook), str(output))
     if output.resolve() == path.resolve():
         record_runtime(path.stem, profile, seconds, trained if state != "off" else None, state)
+        record_claims(path.stem, profile, [json.loads(line) for line in claimed.splitlines()])
     return output
 
 
@@ -130,6 +143,31 @@ def record_runtime(chapter: str, profile: str, seconds: float, runs_trained: int
     rows.sort(key=lambda row: (row["chapter"], row["profile"], row["cache"]))
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=RUNTIME_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(table, out.getvalue().encode())
+
+
+def record_claims(chapter: str, profile: str, claims: list[dict], table: Path = CLAIMS) -> None:
+    """Put the claims one execution of ``chapter`` checked (``{"claim", "holds", "figures"}``
+    as :func:`grokbook.claims.check` logs them) into ``table``, replacing the chapter's earlier
+    rows for ``profile``, written atomically: the claims page shows what each claim measured."""
+    from grokbook.profiles import resolve_offset
+
+    rows = []
+    if table.exists():
+        with open(table, newline="") as file:
+            rows = [{column: row.get(column) or "" for column in CLAIM_COLUMNS}
+                    for row in csv.DictReader(file)
+                    if (row.get("chapter"), row.get("profile")) != (chapter, profile)]
+    today = datetime.date.today().isoformat()
+    rows += [{"chapter": chapter, "profile": profile, "seed_offset": str(resolve_offset()),
+              "claim": item["claim"], "holds": "yes" if item["holds"] else "no",
+              "measured": " ".join(str(item.get("figures", "")).split()), "date": today}
+             for item in claims]
+    rows.sort(key=lambda row: (row["chapter"], row["profile"]))  # stable: a chapter's order
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CLAIM_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_bytes(table, out.getvalue().encode())

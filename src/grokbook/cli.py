@@ -241,6 +241,30 @@ def _tune(args: argparse.Namespace) -> int:
     return 0 if not left else 1
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from grokbook import grids
+
+    settings = grids.read_config(args.config) if args.config else {}
+    for name in (*grids.AXES, "seeds"):
+        value = getattr(args, name)
+        if value is not None:  # a flag overrides the file
+            settings[name] = value
+    grid = grids.grid_of(settings)
+    command = "grokbook sweep " + " ".join(
+        f"--{name.replace('_', '-')} {','.join(map(str, values))}"
+        for name, values in grid.items())
+    writable_folder(str(Path(args.out).parent))
+    result = grids.sweep(grid, args.out, command=command, workers=args.workers,
+                         scheduler=args.scheduler, progress=not args.quiet)
+    total = len(grids.cells(grid))
+    kept = total - len(result["failed"]) - result["trained"]
+    print(f"{args.out}: {total - len(result['failed'])} of {total} cells done "
+          f"({result['trained']} trained now, {kept} already in the table)")
+    for failure in result["failed"]:
+        print(f"grokbook: failed: {failure}", file=sys.stderr)
+    return 1 if result["failed"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokbook", description="Grokking, reproduced: train models, run the book.")
@@ -361,6 +385,30 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
     u.add_argument("--quiet", action="store_true", help="no progress bar")
     u.set_defaults(handler=_tune)
+
+    from grokbook.grids import AXES
+
+    w = commands.add_parser(
+        "sweep", help="a grid of runs (ranges or a YAML file) on Dask, into a CSV table",
+        description="Train one run per combination of the settings' values and seed (chapter "
+                    "1's FNN or Transformer), through the run cache, on Dask, and write one "
+                    "row per run to --out. Cells already in the table are skipped, so a "
+                    "killed sweep resumes. Each setting takes a value or comma-separated "
+                    "values; see grokbook.grids.")
+    for name, (kind, default) in AXES.items():
+        w.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None,
+                       help=f"{kind.__name__} value(s) (default: {default})")
+    w.add_argument("--seeds", default=None, help="e.g. 0-7 or 0,3,5 (default: 0)")
+    w.add_argument("--config", default=None,
+                   help="a YAML file of setting: value or [values]; flags override it")
+    w.add_argument("--out", default="sweep.csv", help="the table (default: sweep.csv)")
+    w.add_argument("--workers", type=int, default=None,
+                   help="Dask worker processes of one thread each (default: one per core; "
+                        "0: in this process)")
+    w.add_argument("--scheduler", default=None,
+                   help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
+    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    w.set_defaults(handler=_sweep)
     return parser
 
 

@@ -1,0 +1,208 @@
+"""A grid of single runs, from command-line ranges or a YAML file, on Dask, into a tidy table.
+
+``grokbook sweep`` is the tool for a question the chapters do not ask: "how does the epoch of
+grokking move with the learning rate and the weight decay, on a*b mod 59, over 8 seeds?" It
+takes a value or a list for every setting of :data:`AXES` (``--lr 1e-3,1e-2 --wd 0.3,1
+--seeds 0-7``, or the same keys in a YAML file), makes one *cell* per combination and seed,
+and trains each cell through the experiments layer, so every run lands in the run cache (a
+chapter that asks for the same settings later loads it). The cells run on Dask
+(:func:`grokbook.sweep.map_cells`): a ``LocalCluster`` with one single-threaded worker per core
+by default, or an existing cluster (``--scheduler tcp://HOST:8786``; the README has a recipe
+for Slurm with ``dask-jobqueue``).
+
+The table (CSV, one row per cell: its settings, then what it measured) is written atomically
+each time a cell finishes, with the command that made it on top. Running the same command
+again skips the cells the table already holds: a sweep that was killed resumes where it
+stopped, and only the missing cells are trained. A cell that fails is reported with its
+settings while the others finish, and is left out of the table (a re-run retries it).
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, TransformerCfg
+from grokbook.files import atomic_write_bytes
+
+MODELS = {
+    "fnn": FNNCfg(d_embed=32, width=128, depth=2),
+    "transformer": TransformerCfg(d_model=64, n_heads=4, d_mlp=256, n_layers=1),
+}
+"""The two models a sweep can train (chapter 1's FNN and Transformer); ``init_scale`` varies."""
+
+AXES: dict[str, tuple[type, Any]] = {
+    "task": (str, "add"), "p": (int, 59), "frac": (float, 0.5), "model": (str, "fnn"),
+    "lr": (float, 1e-2), "wd": (float, 1.0), "init_scale": (float, 1.0),
+    "epochs": (int, 2000), "eval_every": (int, 10), "stop_acc": (float, 0.95),
+}
+"""Every setting a sweep can vary: its type and its default (a single value)."""
+
+SETTINGS = (*AXES, "seed")
+MEASURED = ("epoch_95_train", "epoch_95_test", "time_gap", "final_train_acc", "final_test_acc",
+            "last_epoch", "stopped", "seconds")
+COLUMNS = (*SETTINGS, *MEASURED)
+
+
+def parse_values(name: str, text: str) -> list:
+    """The values of the setting ``name`` from ``"a,b,c"`` (``seeds`` also takes ``"0-7"``),
+    each converted to the setting's type; a clear error naming the setting otherwise."""
+    if name == "seeds":
+        out: list[int] = []
+        for part in str(text).split(","):
+            part = part.strip()
+            low, dash, high = part.partition("-")
+            try:
+                out += list(range(int(low), int(high) + 1)) if dash else [int(part)]
+            except ValueError:
+                raise ValueError(f"seeds must be integers or ranges such as 0-7, separated by "
+                                 f"commas, got {text!r}") from None
+        return out
+    if name not in AXES:
+        raise ValueError(f"unknown sweep setting {name!r}; known: {', '.join((*AXES, 'seeds'))}")
+    kind = AXES[name][0]
+    values = []
+    for part in str(text).split(","):
+        try:
+            values.append(kind(part.strip()))
+        except ValueError:
+            raise ValueError(f"{name} must be {kind.__name__} values separated by commas, "
+                             f"got {text!r}") from None
+    return values
+
+
+def grid_of(settings: Mapping[str, Any]) -> dict[str, list]:
+    """Every axis with its list of values (defaults for the missing ones) and ``seeds``, from
+    ``settings``: a value, a list or a comma-separated string per key (YAML or the flags)."""
+    unknown = set(settings) - set(AXES) - {"seeds"}
+    if unknown:
+        raise ValueError(f"unknown sweep setting(s) {sorted(unknown)}; known: "
+                         f"{', '.join((*AXES, 'seeds'))}")
+    grid = {}
+    for name in (*AXES, "seeds"):
+        value = settings.get(name, AXES[name][1] if name in AXES else 0)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        grid[name] = [v for item in items for v in parse_values(name, item)]
+        if not grid[name]:
+            raise ValueError(f"{name} has no values")
+        if len(set(grid[name])) != len(grid[name]):
+            raise ValueError(f"{name} lists a value twice: {grid[name]}")
+    return grid
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """A sweep's settings from a YAML file: a mapping of setting to a value or a list."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: a sweep file must be a mapping of setting: value(s), "
+                         f"got {type(loaded).__name__}")
+    return loaded
+
+
+def cells(grid: Mapping[str, list]) -> list[dict[str, Any]]:
+    """One cell (a plain dict of settings, ``seed`` last) per combination of the grid's values
+    and seed, each checked by building its run settings (a bad value is an error naming it)."""
+    out = []
+    for combo in itertools.product(*(grid[name] for name in AXES), grid["seeds"]):
+        cell = dict(zip(SETTINGS, combo))
+        run_settings(cell)
+        out.append(cell)
+    return out
+
+
+def run_settings(cell: Mapping[str, Any]) -> RunCfg:
+    """The run a cell trains (chapter 1's models; every run stops once test accuracy has held
+    ``stop_acc`` for 5 evaluations, or trains its whole budget with ``stop_acc`` 0)."""
+    if cell["model"] not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {cell['model']!r}")
+    from grokbook.config import replace
+
+    model = replace(MODELS[cell["model"]], init_scale=cell["init_scale"])
+    stop = cell["stop_acc"] or None
+    return RunCfg(data=ModularCfg(cell["task"], cell["p"], cell["frac"]), model=model,
+                  optim=OptimCfg(lr=cell["lr"], weight_decay=cell["wd"]),
+                  budget=BudgetCfg(cell["epochs"], eval_every=cell["eval_every"],
+                                   stop_acc=stop, stop_patience=5))
+
+
+def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one cell through the run cache and return its table row."""
+    from grokbook import measures
+    from grokbook.experiments import train_run
+
+    history = train_run(run_settings(cell), cell["seed"], progress=False).history
+    summary = measures.summary(history)
+    return {**cell, "epoch_95_train": summary["epochs_to_train"],
+            "epoch_95_test": summary["epochs_to_test"], "time_gap": summary["time_gap"],
+            "final_train_acc": summary["final_train_acc"],
+            "final_test_acc": summary["final_test_acc"], "last_epoch": history.epoch[-1],
+            "stopped": history.stopped or "", "seconds": round(history.seconds, 3)}
+
+
+def _key(row: Mapping[str, Any]) -> tuple:
+    """A cell's settings as typed values: a row read back from the CSV (``1`` for 1.0) and the
+    cell it came from compare equal."""
+    return tuple(AXES[name][0](row[name]) if name in AXES else int(row[name])
+                 for name in SETTINGS)
+
+
+def read(path: str | Path) -> pd.DataFrame:
+    """A sweep table, validated (its columns); an empty table when the file does not exist."""
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    table = pd.read_csv(path, comment="#", keep_default_na=False)
+    missing = set(COLUMNS) - set(table.columns)
+    if missing:
+        raise ValueError(f"{path}: not a sweep table, columns {sorted(missing)} are missing")
+    return table[list(COLUMNS)]
+
+
+def write(rows: list[Mapping[str, Any]], path: str | Path, command: str) -> Path:
+    """The rows as a CSV, sorted by settings, ``# made by: command`` on top, atomically."""
+    table = pd.DataFrame(rows, columns=COLUMNS).sort_values(list(SETTINGS), kind="stable")
+    text = io.StringIO()
+    text.write(f"# grokbook sweep table (see grokbook.grids)\n# made by: {command}\n")
+    table.to_csv(text, index=False, float_format="%.6g")
+    return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def sweep(grid: Mapping[str, list], path: str | Path, *, command: str = "grokbook sweep",
+          workers: int | None = None, scheduler: str | None = None,
+          progress: bool | None = None,
+          run: Callable[[Mapping[str, Any]], dict[str, Any]] = run_cell) -> dict[str, Any]:
+    """Run every cell of ``grid`` that the table at ``path`` does not hold yet, saving the
+    table as each cell finishes. Returns ``{"table", "trained", "failed"}``: the final table,
+    how many cells were trained now and the failures (:class:`grokbook.sweep.CellError`)."""
+    from grokbook.sweep import CellError, map_cells
+
+    todo_all = cells(grid)
+    table = read(path)
+    rows = [{k: ("" if pd.isna(v) else v) for k, v in r.items()}
+            for r in table.to_dict("records")]
+    done = {_key(r) for r in rows}
+    todo = [c for c in todo_all if _key(c) not in done]
+    failed: list[CellError] = []
+
+    def save(cell: Any, row: Any) -> None:
+        if isinstance(row, CellError):
+            failed.append(row)
+            return
+        rows.append(row)
+        write(rows, path, command)
+
+    map_cells(run, todo, workers=workers, scheduler=scheduler, progress=progress,
+              desc="sweep cells", on_result=save)
+    if not Path(path).exists():
+        write(rows, path, command)
+    return {"table": read(path), "trained": len(todo) - len(failed), "failed": failed}

@@ -1,0 +1,113 @@
+"""grokbook.grids and `grokbook sweep`: a grid of runs into a table, resumable, on Dask."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from grokbook import grids
+from grokbook.cli import main
+
+TINY = {"p": 11, "frac": 0.6, "epochs": 30, "wd": [0.3, 1.0], "lr": "1e-2,3e-2", "seeds": "0-1"}
+
+
+def test_values_ranges_and_defaults():
+    assert grids.parse_values("seeds", "0-2,5") == [0, 1, 2, 5]
+    assert grids.parse_values("lr", "1e-3, 1e-2") == [1e-3, 1e-2]
+    grid = grids.grid_of(TINY)
+    assert grid["wd"] == [0.3, 1.0] and grid["seeds"] == [0, 1] and grid["task"] == ["add"]
+    assert len(grids.cells(grid)) == 8
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"learning_rate": 1}, "unknown sweep setting"),
+    ({"lr": "fast"}, "lr must be float"),
+    ({"seeds": "a-b"}, "seeds must be integers"),
+    ({"wd": [1, 1.0]}, "wd lists a value twice"),
+    ({"model": "cnn"}, "model must be one of fnn, transformer"),
+    ({"task": "mul", "p": 12}, "must be prime"),
+    ({"lr": -1}, "lr must be"),
+])
+def test_bad_settings_are_named(settings, message):
+    with pytest.raises(ValueError, match=message):
+        grids.cells(grids.grid_of(settings))
+
+
+def test_a_rerun_trains_only_the_missing_cells(tmp_path):
+    out = tmp_path / "sweep.csv"
+    grid = grids.grid_of(TINY)
+    first = grids.sweep(grid, out, workers=0, progress=False)
+    assert first["trained"] == 8 and not first["failed"]
+    table = first["table"]
+    assert list(table.columns) == list(grids.COLUMNS) and len(table) == 8
+    assert out.read_text().startswith("# grokbook sweep table")
+    assert grids.sweep(grid, out, workers=0, progress=False)["trained"] == 0
+    kept = table[table.seed == 0]
+    grids.write(kept.to_dict("records"), out, "test")
+    again = grids.sweep(grid, out, workers=0, progress=False)
+    assert again["trained"] == 4
+    pd.testing.assert_frame_equal(again["table"][again["table"].seed == 0].reset_index(drop=True),
+                                  kept.reset_index(drop=True))
+
+
+def _fails_on_seed_one(cell):
+    if cell["seed"] == 1:
+        raise RuntimeError("boom")
+    return grids.run_cell(cell)
+
+
+def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path):
+    result = grids.sweep(grids.grid_of({**TINY, "wd": 1.0, "lr": 1e-2}), tmp_path / "t.csv",
+                         workers=0, progress=False, run=_fails_on_seed_one)
+    assert result["trained"] == 1 and len(result["table"]) == 1
+    assert len(result["failed"]) == 1 and "boom" in str(result["failed"][0])
+    assert "'seed': 1" in str(result["failed"][0])
+
+
+def test_the_cli_reads_a_yaml_file_and_flags_override_it(tmp_path, capsys):
+    config = tmp_path / "grid.yaml"
+    config.write_text("p: 11\nfrac: 0.6\nepochs: 20\nlr: [0.01, 0.03]\nseeds: 0-1\n")
+    out = tmp_path / "t.csv"
+    assert main(["sweep", "--config", str(config), "--lr", "0.01", "--workers", "0",
+                 "--out", str(out), "--quiet"]) == 0
+    assert len(grids.read(out)) == 2 and set(grids.read(out).lr) == {0.01}
+    assert "--lr 0.01 " in out.read_text().splitlines()[1]
+    config.write_text("- 1\n- 2\n")
+    assert main(["sweep", "--config", str(config), "--out", str(out)]) == 2
+    assert "a sweep file must be a mapping" in capsys.readouterr().err
+
+
+def test_a_sweep_killed_midway_on_a_two_worker_cluster_resumes(tmp_path):
+    """2 x 2 grid x 2 seeds on a LocalCluster of 2 workers: kill the whole sweep once the
+    table holds a row, run the same command again: the kept rows stay as they were and only
+    the missing cells are trained."""
+    out = tmp_path / "sweep.csv"
+    flags = ["--p", "23", "--frac", "0.5", "--epochs", "300", "--stop-acc", "0",
+             "--lr", "1e-2,3e-2", "--wd", "0.3,1", "--seeds", "0-1", "--workers", "2",
+             "--out", str(out), "--quiet"]
+    env = {**os.environ, "GROKBOOK_CACHE": "off"}
+    cli = "import sys; from grokbook.cli import main; sys.exit(main(sys.argv[1:]))"
+    process = subprocess.Popen([sys.executable, "-c", cli, "sweep", *flags], env=env,
+                               start_new_session=True, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.exists() and len(grids.read(out)) >= 1:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the sweep ended before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = grids.read(out)
+    assert 1 <= len(before) <= 8
+    result = grids.sweep(grids.grid_of({"p": 23, "frac": 0.5, "epochs": 300, "stop_acc": 0,
+                                        "lr": [1e-2, 3e-2], "wd": [0.3, 1.0],
+                                        "seeds": [0, 1]}),
+                         out, workers=2, progress=False)
+    assert result["trained"] == 8 - len(before) and len(result["table"]) == 8
+    merged = result["table"].astype(str).merge(before.astype(str), on=list(grids.COLUMNS))
+    assert len(merged) == len(before)  # the rows of the killed run are kept as they were
