@@ -58,7 +58,7 @@ class Grokking:
 
 _DATA = ModularCfg("add", p=59, frac=0.5)
 BOOK = Grokking(
-    name="book", seeds=tuple(range(8)),
+    name="book", seeds=(0, 1, 2),
     fnn=RunCfg(data=_DATA, model=FNNCfg(d_embed=32, width=128, depth=2),
                optim=OptimCfg(lr=1e-2, weight_decay=1.0), budget=BudgetCfg(2000, eval_every=10)),
     transformer=RunCfg(data=_DATA,
