@@ -85,7 +85,9 @@ def methods(chapter: str, profile: str) -> dict[tuple[str, str], Any]:
     if chapter == "cross":
         return {("add", name): method for name, method in P.methods().items()}
     if chapter == "neuralgrok":
-        return {(task, name): method for task in P.tasks
+        from grokbook.profiles.neuralgrok import TASKS
+
+        return {(task, name): method for task in TASKS
                 for name, method in P.methods(task).items()}
     raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
 

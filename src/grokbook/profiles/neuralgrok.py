@@ -3,10 +3,13 @@ per-tensor normalisation ablation.
 
 ci and book: the book's FNN (learned embedding d_embed 16, two hidden layers of width 64;
 about 9,000 weights) on the paper's Table 1 operations a+b, a-b, a*b and a^2-b mod 59 with
-half of the table for training (the paper's split: inner 49%, outer 1% of the table for
-NeuralGrok, test 50%; the other methods train on the whole 50%). Full-batch AdamW, budgets
-in epochs (= steps). Chosen for the CPU: one run of a task that groks takes about a second, so
-that 5 methods x 4 tasks x 24 grid cells x 3 tuning seeds fit in well under an hour on one core;
+half of the table for training (all four tuned, :data:`TASKS`; the race runs a+b, a-b and a*b:
+on a^2-b no method reached 95% test within the tuning budget in any cell of the grid on the
+median tuning seed, so there is no tuned setting to race it at). The paper's split: inner
+49%, outer 1% of the table for NeuralGrok, test 50%; the other methods train on the whole
+50%. Full-batch AdamW, budgets in epochs (= steps). Chosen for the CPU: one run of a task that
+groks takes about a second, so that 5 methods x 4 tasks x 24 grid cells x 3 tuning seeds fit in
+about an hour on one core;
 a 1-layer Transformer of d_model 64 costs about ten times more per step. Each method trains at
 its tuned (lr, weight decay) per task (``grokbook.tuning``; before tuning: (1e-2, 1)).
 GrokFast's filters at their authors' defaults (EMA alpha 0.98, lambda 2; MA window 100,
@@ -41,6 +44,9 @@ from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 
 METHODS = ("plain", "GrokFast-EMA", "GrokFast-MA", "TensorNorm", "NeuralGrok")
 TASKS = ("add", "sub", "mul", "sq_sub")
+"""The paper's Table 1 operations: every method is tuned on each of them."""
+RACED = ("add", "sub", "mul")
+"""The operations the chapter races (a^2-b has no tuned setting at the book's size)."""
 PAPER_TABLE_1 = {  # steps to 95% test accuracy, mod 97, Table 1 of the paper
     "add": {"plain": 1650, "GrokFast-MA": 1780, "GrokFast-EMA": 1820, "NeuralGrok": 900},
     "sub": {"plain": 4330, "GrokFast-MA": 2990, "GrokFast-EMA": 1340, "NeuralGrok": 1467},
@@ -115,7 +121,7 @@ _RUN = RunCfg(data=ModularCfg("add", 59, 0.5), model=FNNCfg(d_embed=16, width=64
               optim=OptimCfg(lr=1e-2, weight_decay=1.0),
               budget=BudgetCfg(1500, eval_every=10, stop_acc=0.97, stop_patience=3))
 BOOK = NeuralGrokChapter(
-    name="book", tasks=TASKS, seeds=tuple(range(8)), run=_RUN,
+    name="book", tasks=RACED, seeds=tuple(range(8)), run=_RUN,
     ema=GrokFastCfg("ema", alpha=0.98, lamb=2.0), ma=GrokFastCfg("ma", window=100, lamb=5.0),
     tensor_norm=TensorNormCfg(c=0.2, max_norm=1.0), neuralgrok=NeuralGrokCfg(),
     c_task="add", c_values=(0.1, 0.2, 0.5, 1.0), c_seeds=(0, 1, 2, 3),
