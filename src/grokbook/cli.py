@@ -368,14 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = commands.add_parser(
         "tune", help="tune every compared method on the same (lr, wd) grid (on Dask)",
-        description="Train each method of chapters 4 and 5 on the grid lr x weight decay "
+        description="Train each method of chapters 4, 5 and 6 on the grid lr x weight decay "
                     "from the tuning seeds and write the table the chapters read their "
                     "settings from (see grokbook.tuning). Cells already in the table are "
                     "skipped, so a killed run resumes.")
     u.add_argument("--profile", action="append", choices=["ci", "book"],
                    help="ci or book; repeat for both (default: both)")
-    u.add_argument("--chapter", action="append", choices=["transfer", "cross"],
-                   help="transfer (ch. 4) or cross (ch. 5); repeat (default: both)")
+    u.add_argument("--chapter", action="append", choices=["transfer", "cross", "neuralgrok"],
+                   help="transfer (ch. 4), cross (ch. 5) or neuralgrok (ch. 6); repeat "
+                        "(default: all)")
     u.add_argument("--table", default=None, help="the table to fill (default: the committed "
                    "src/grokbook/data/tuning.csv)")
     u.add_argument("--workers", type=int, default=None,

@@ -35,7 +35,7 @@ METHOD_COLOURS = {
     "GrokTransfer": PALETTE[0],
     "GrokFast-EMA": PALETTE[2], "GrokFast-MA": PALETTE[4],
     "random A": PALETTE[7],
-    "NeuralGrok": PALETTE[3], "normalised": PALETTE[5],
+    "NeuralGrok": PALETTE[3], "normalised": PALETTE[5], "TensorNorm": PALETTE[5],
 }
 DPI = 150
 

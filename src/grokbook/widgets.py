@@ -475,3 +475,69 @@ class AcceleratorRace(MethodsExplorer):
 def accelerator_race(profile, initial: dict[str, History] | None = None):
     """Chapter 5's explorer (see :class:`AcceleratorRace`)."""
     return AcceleratorRace(profile, initial).widget()
+
+
+class NeuralGrokRace(MethodsExplorer):
+    """Race two of chapter 6's methods on one task: pick the task and the two methods; their
+    (lr, weight decay) sliders jump to each method's tuned setting on that task whenever the
+    task or a method changes (then change them at will); NeuralGrok's and TensorNorm's c and the
+    epochs. Trains the chapter's FNN with each in turn on the same seed and draws both as they
+    grow, with epochs and seconds to 95% test underneath."""
+
+    def make_controls(self):
+        import ipywidgets as w
+
+        from grokbook.profiles.neuralgrok import METHODS
+
+        P = self.profile
+        controls = {
+            "task": w.ToggleButtons(options=list(P.tasks), value=P.tasks[0],
+                                    description="task", style=STYLE),
+            "first": w.Dropdown(options=METHODS, value="NeuralGrok", description="method 1",
+                                style=STYLE),
+            "lr": _slider(w.FloatLogSlider, "method 1 learning rate", value=1e-2, base=10,
+                          min=-4, max=-1, step=0.25),
+            "wd": _slider(w.FloatSlider, "method 1 weight decay", value=1.0, min=0.0,
+                          max=5.0, step=0.1),
+            "second": w.Dropdown(options=METHODS, value="TensorNorm", description="method 2",
+                                 style=STYLE),
+            "lr2": _slider(w.FloatLogSlider, "method 2 learning rate", value=1e-2, base=10,
+                           min=-4, max=-1, step=0.25),
+            "wd2": _slider(w.FloatSlider, "method 2 weight decay", value=1.0, min=0.0,
+                           max=5.0, step=0.1),
+            "c": _slider(w.FloatLogSlider, "c (NeuralGrok, TensorNorm)", value=P.neuralgrok.c,
+                         base=10, min=-2, max=1, step=0.25),
+            "epochs": _slider(w.IntSlider, "epochs", value=P.run.budget.epochs, min=200,
+                              max=10000, step=200),
+        }
+
+        def retune(_=None) -> None:
+            for key, lr, wd in (("first", "lr", "wd"), ("second", "lr2", "wd2")):
+                optim = P.method(controls["task"].value, controls[key].value).optim
+                controls[lr].value, controls[wd].value = optim.lr, optim.weight_decay
+
+        for key in ("task", "first", "second"):
+            controls[key].observe(retune, names="value")
+        retune()
+        return controls
+
+    def run(self, v):
+        if (v["first"], v["lr"], v["wd"]) == (v["second"], v["lr2"], v["wd2"]):
+            raise ValueError("choose two different methods, or two different settings")
+        P, epochs = self.profile, v["epochs"]
+        P = replace(P, neuralgrok=replace(P.neuralgrok, c=v["c"]),
+                    tensor_norm=replace(P.tensor_norm, c=v["c"]))
+        budget = {"budget__epochs": epochs, "budget__eval_every": _eval_every(epochs)}
+        racers = {}
+        for key, lr, wd in (("first", "lr", "wd"), ("second", "lr2", "wd2")):
+            name = v[key] if v[key] not in racers else f"{v[key]} (2)"
+            racers[name] = P.method(v["task"], v[key], optim__lr=v[lr],
+                                    optim__weight_decay=v[wd], **budget)
+        return self.each({name: (lambda cb, cfg=cfg: experiments.train_run(
+            cfg, 0, progress=False, callback=cb).history) for name, cfg in racers.items()},
+            epochs, _eval_every(epochs))
+
+
+def neuralgrok_race(profile, initial: dict[str, History] | None = None):
+    """Chapter 6's explorer (see :class:`NeuralGrokRace`)."""
+    return NeuralGrokRace(profile, initial).widget()

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 PROFILE_NAMES = ("ci", "book", "paper")
-CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross")
+CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross", "neuralgrok")
 
 
 def resolve(profile: str | None = None) -> str:
@@ -81,7 +81,7 @@ def load(chapter: str, profile: str | None = None, seed_offset: int | None = Non
     list of seeds shifted by ``seed_offset`` (see :func:`resolve_offset`): the same chapter on
     other splits and initialisations, to check that its claims do not rest on its seeds.
 
-    Chapters that compare methods (4 and 5) train each at its tuned (lr, weight decay), read
+    Chapters that compare methods (4, 5 and 6) train each at its tuned (lr, weight decay), read
     from the committed tuning table (``grokbook.tuning``); ``tuned=False`` gives the settings
     before tuning, which the tuning grid starts from. An offset that would make a chapter report
     a tuning seed is refused: tuning and reported seeds stay disjoint."""
