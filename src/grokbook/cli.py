@@ -265,6 +265,16 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if result["failed"] else 0
 
 
+def _add_dask_options(command: argparse.ArgumentParser) -> None:
+    """The options of a command whose cells run on Dask (``grokbook tune``, ``sweep``)."""
+    command.add_argument("--workers", type=int, default=None,
+                         help="Dask worker processes of one thread each (default: one per "
+                              "core; 0: in this process)")
+    command.add_argument("--scheduler", default=None,
+                         help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grokbook", description="Grokking, reproduced: train models, run the book.")
@@ -379,12 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: all)")
     u.add_argument("--table", default=None, help="the table to fill (default: the committed "
                    "src/grokbook/data/tuning.csv)")
-    u.add_argument("--workers", type=int, default=None,
-                   help="Dask worker processes of one thread each (default: one per core; "
-                        "0: in this process)")
-    u.add_argument("--scheduler", default=None,
-                   help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
-    u.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dask_options(u)
     u.set_defaults(handler=_tune)
 
     from grokbook.grids import AXES
@@ -403,12 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", default=None,
                    help="a YAML file of setting: value or [values]; flags override it")
     w.add_argument("--out", default="sweep.csv", help="the table (default: sweep.csv)")
-    w.add_argument("--workers", type=int, default=None,
-                   help="Dask worker processes of one thread each (default: one per core; "
-                        "0: in this process)")
-    w.add_argument("--scheduler", default=None,
-                   help="address of an existing Dask scheduler, e.g. tcp://HOST:8786")
-    w.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_dask_options(w)
     w.set_defaults(handler=_sweep)
     return parser
 
