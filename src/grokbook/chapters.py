@@ -34,6 +34,10 @@ RUNTIMES = BOOK_DIR / "data" / "runtimes.csv"
 RUNTIME_COLUMNS = ("chapter", "profile", "seconds", "runs_trained", "cache", "date", "machine")
 CLAIMS = BOOK_DIR / "data" / "claims.csv"
 CLAIM_COLUMNS = ("chapter", "profile", "seed_offset", "claim", "holds", "measured", "date")
+CELL_TIMEOUT = 3600
+"""Seconds one cell may run before the execution fails: the longest cell at ``book`` (a race
+of methods over seeds, cold) takes minutes; a kernel whose reply was lost (rarely, two kernels
+started at once) would otherwise leave ``make book`` waiting forever."""
 
 
 def list_chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
@@ -93,6 +97,7 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
         start = time.perf_counter()
         notebook = papermill.execute_notebook(
             str(path), None, kernel_name=KERNEL, cwd=str(path.parent), progress_bar=progress,
+            execution_timeout=CELL_TIMEOUT,
         )
         seconds = time.perf_counter() - start
         trained = cache.info()["entries"] - entries

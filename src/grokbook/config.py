@@ -223,6 +223,27 @@ class ModularCfg(Settings):
 
 @register
 @dataclass(frozen=True)
+class CoverageCfg(ModularCfg):
+    """The table of ``(a op b) mod p`` with a region held out of training (Gu et al.'s data
+    coverage experiments, ``grokbook.tasks.coverage_split``): ``"square"`` holds out every
+    pair with ``a, b <= k``, ``"strip"`` every pair with ``a <= k``; ``frac`` of the whole
+    table is drawn for training from the rest. The operands have separate tokens."""
+
+    kind: ClassVar[str] = "coverage"
+    holdout: str = setting("square", _choice("square", "strip"), "the held-out region")
+    k: int = setting(20, _int(0), "the held-out region's last operand value")
+
+    def validate(self):
+        super().validate()
+        from grokbook.tasks import check_coverage
+        try:
+            check_coverage(self.op, self.p, self.frac, self.holdout, self.k)
+        except ValueError as error:
+            raise Invalid(f"CoverageCfg: {error}") from None
+
+
+@register
+@dataclass(frozen=True)
 class ParityCfg(Settings):
     """(n_bits, k)-sparse parity with ``n_train`` training and ``n_test`` test points."""
 

@@ -31,6 +31,7 @@ from torch import nn
 from grokbook import cache, transfer
 from grokbook.checks import check_seed
 from grokbook.config import (
+    CoverageCfg,
     FNNCfg,
     ModularCfg,
     ParityCfg,
@@ -42,7 +43,16 @@ from grokbook.config import (
 )
 from grokbook.embeddings import make_table
 from grokbook.history import History
-from grokbook.measures import NTKChange, noise_to_signal, seconds_to
+from grokbook.measures import (
+    NTKChange,
+    ProgressMeasures,
+    embedding_rows,
+    fourier_spectrum,
+    frequency_plane,
+    key_frequencies,
+    noise_to_signal,
+    seconds_to,
+)
 from grokbook.models import (
     FixedEmbedding,
     TransferredNet,
@@ -52,7 +62,7 @@ from grokbook.models import (
 )
 from grokbook.neuralgrok import NeuralGrokCfg
 from grokbook.stats import Censored
-from grokbook.tasks import modular_arithmetic, sparse_parity, xor_cluster
+from grokbook.tasks import coverage_split, modular_arithmetic, sparse_parity, xor_cluster
 from grokbook.train import train
 
 
@@ -93,8 +103,10 @@ CHECKPOINT_SECONDS = 30.0  # a cached run also checkpoints this often while it t
 
 # ---- data and models from settings ----------------------------------------------------------
 
-def make_data(cfg: ModularCfg | ParityCfg, seed: int):
+def make_data(cfg: ModularCfg | CoverageCfg | ParityCfg, seed: int):
     """The data set of ``cfg``, split (or sampled) from ``seed``."""
+    if isinstance(cfg, CoverageCfg):
+        return coverage_split(cfg.op, cfg.p, cfg.frac, cfg.holdout, cfg.k, seed=seed)
     if isinstance(cfg, ModularCfg):
         return modular_arithmetic(cfg.op, cfg.p, cfg.frac, seed=seed)
     return sparse_parity(cfg.n_bits, cfg.k, cfg.n_train, cfg.n_test, seed=seed)
@@ -114,22 +126,26 @@ def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return VectorFNN(data.n_bits, 1, **options)
-    vocab = data.p
+    vocab, classes = data.p, data.p
+    if isinstance(data, CoverageCfg):
+        if a is not None:
+            raise ValueError("a GrokTransfer target cannot start on a coverage split")
+        vocab = 2 * data.p  # the operands have separate tokens
     if isinstance(m, TransformerCfg):
         options = {"d_model": m.d_model, "n_heads": m.n_heads, "d_mlp": m.d_mlp,
                    "n_layers": m.n_layers, "init_scale": m.init_scale}
         if a is not None:
             return transfer.transformer_target(a, vocab, seed=seed, vocab_size=vocab,
                                                freeze_a=freeze_a, **options)
-        return make_model("transformer", vocab, vocab, seed=seed, **options)
+        return make_model("transformer", vocab, classes, seed=seed, **options)
     options = {"width": m.width, "depth": m.depth, "init_scale": m.init_scale}
     if a is not None:
         return transfer.fnn_target(a, vocab, seed=seed, vocab_size=vocab, freeze_a=freeze_a,
                                    d_embed=m.d_embed, **options)
     if m.embedding != "learned":
-        return make_model("fnn", vocab, vocab, seed=seed,
+        return make_model("fnn", vocab, classes, seed=seed,
                           embedding=FixedEmbedding(make_table(m.embedding, vocab)), **options)
-    return make_model("fnn", vocab, vocab, seed=seed, d_embed=m.d_embed, **options)
+    return make_model("fnn", vocab, classes, seed=seed, d_embed=m.d_embed, **options)
 
 
 def train_options(cfg: RunCfg) -> dict[str, Any]:
@@ -233,12 +249,71 @@ def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str |
     return Run(cfg, seed, history, model, run_key, weak=weak)
 
 
+KEY_SHARE = 0.8  # key frequencies: the fewest holding this share of the final embedding's power
+
+
+def key_frequencies_of(model: nn.Module, p: int, share: float = KEY_SHARE) -> list[int]:
+    """The key frequencies of a trained model: the fewest that hold ``share`` of its token
+    embedding's Fourier power (``grokbook.measures.key_frequencies``), strongest first."""
+    return key_frequencies(fourier_spectrum(embedding_rows(model, p)), share)
+
+
+def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str | None = None,
+                 progress: bool | None = None) -> Run:
+    """One run of ``cfg`` from ``seed`` with every progress measure on its time axis: the
+    History's extras hold :data:`~grokbook.measures.PROGRESS_MEASURES` at each evaluation, and
+    ``circle_x_a``, ``circle_y_a``: token ``a``'s embedding in the plane of the strongest key
+    frequency (``grokbook.measures.frequency_plane``), for pictures of the circle forming.
+
+    Nanda et al.'s restricted and excluded losses need the key frequencies, which only the
+    trained model shows: the run keeps a copy of the model at each evaluation and measures them
+    all once it has finished, with the key frequencies of its final embedding
+    (:func:`key_frequencies_of`). Cached like every run; not resumable mid-way (the copies
+    live in memory)."""
+    if not isinstance(cfg, RunCfg) or not isinstance(cfg.data, ModularCfg) \
+            or isinstance(cfg.model, FNNCfg) and cfg.model.embedding != "learned":
+        raise ValueError("cfg must be a RunCfg of a modular task with a learned embedding")
+    spec = _spec(cfg, seed, None, "progress", share=share)
+    run_key = cache.key(spec)
+    entry = cache.load(run_key)
+    if entry is not None:
+        return Run(cfg, seed, entry.history, _restore(build_model(cfg, seed), entry.state),
+                   run_key, cached=True)
+    model = build_model(cfg, seed)
+    data = make_data(cfg.data, seed)
+    copies: list[dict[str, torch.Tensor]] = []
+
+    def keep(m: nn.Module) -> float:
+        copies.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+        return float(len(copies) - 1)
+
+    history = train(model, data, measures={"copy": keep}, progress=progress,
+                    desc=desc or f"seed {seed}", **train_options(cfg))
+    history.extras.pop("copy")
+    p = cfg.data.p
+    freqs = key_frequencies_of(model, p, share)
+    measure = ProgressMeasures(data, freqs)
+    scratch = build_model(cfg, seed)
+    columns: dict[str, list[float]] = {}
+    for state in copies:
+        scratch.load_state_dict(state)
+        values = measure(scratch)
+        plane = frequency_plane(embedding_rows(scratch, p), freqs[0])
+        values.update({f"circle_x_{a}": float(plane[a, 0]) for a in range(p)})
+        values.update({f"circle_y_{a}": float(plane[a, 1]) for a in range(p)})
+        for name, value in values.items():
+            columns.setdefault(name, []).append(value)
+    history.extras.update(columns)
+    cache.store(run_key, history, model.state_dict(), spec)
+    return Run(cfg, seed, history, model, run_key)
+
+
 def _stackable(cfgs: Sequence[RunCfg]) -> bool:
     first = cfgs[0]
     same = ("budget", "loss")
     return all(
         isinstance(c.model, FNNCfg) and c.model.embedding == "learned"
-        and isinstance(c.data, ModularCfg) and c.grad_transform is None and not c.ntk_probe
+        and type(c.data) is ModularCfg and c.grad_transform is None and not c.ntk_probe
         and c.loss == "cross_entropy" and c.optim.optimizer == "adamw"
         and c.optim.betas == first.optim.betas and c.optim.warmup_steps == first.optim.warmup_steps
         and all(getattr(c, s) == getattr(first, s) for s in same)

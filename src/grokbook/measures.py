@@ -347,3 +347,200 @@ class RawGradientEntropy:
             value = self.loss(model(self.x.to(device)), self.y.to(device))
             gradients = torch.autograd.grad(value, parameters, allow_unused=True)
         return absolute_gradient_entropy(gradients, self.normalize)
+
+
+# ---- progress measures: seeing generalization coming (chapter 7) ------------------------------
+
+def _table(table: torch.Tensor, name: str = "table", min_rows: int = 2) -> torch.Tensor:
+    if not isinstance(table, torch.Tensor) or table.dim() != 2 or len(table) < min_rows:
+        shape = tuple(table.shape) if isinstance(table, torch.Tensor) else type(table).__name__
+        raise ValueError(f"{name} must be a 2-D tensor (tokens x dimension) with at least "
+                         f"{min_rows} rows, got {shape}")
+    return table.detach().double()
+
+
+def med(table: torch.Tensor, wrap: bool = False) -> float:
+    """MED, the "main embedding difference" of Gu et al. (2025): the mean distance between the
+    embeddings of consecutive tokens in their natural order, ``||E[k+1] - E[k]||``.
+
+    The book's normalisation: the mean over all ``p - 1`` pairs ``k = 0..p-2`` of the raw
+    (unnormalised) rows, without the wrap-around pair ``(p-1, 0)`` unless ``wrap``. (The
+    reference code sums the first ``p - 2`` pairs and divides by ``p - 2``: an off-by-one that
+    drops the last pair.) MED shrinks when weight decay shrinks the whole table, and when
+    neighbours in the natural order move together: :func:`relative_med` separates the two.
+    """
+    rows = _table(table)
+    if wrap:
+        rows = torch.cat([rows, rows[:1]])
+    return float((rows[1:] - rows[:-1]).norm(dim=1).mean())
+
+
+def relative_med(table: torch.Tensor) -> float:
+    """:func:`med` over the mean distance between any two distinct tokens: scale-free, so a
+    table that only shrinks keeps its value; below 1 when consecutive tokens lie closer together
+    than tokens in general (a circle at a low frequency), 1 for an unordered table."""
+    rows = _table(table)
+    n = len(rows)
+    distances = torch.cdist(rows, rows)
+    mean_pair = distances.sum() / (n * (n - 1))
+    return float(med(rows) / mean_pair) if mean_pair > 0 else math.nan
+
+
+def norm_spread(table: torch.Tensor) -> float:
+    """Token (non-)uniformity: the coefficient of variation (std / mean) of the tokens'
+    embedding norms; 0 when every token's embedding is as long as every other's.
+
+    Gu et al. argue that minimising weight decay drives the embedding toward *uniformity*, every
+    token treated alike; their code has no metric for it, so the book measures its simplest
+    consequence, equal norms. A token that no training pair uses feels only weight decay and
+    shrinks toward zero: the spread grows.
+    """
+    norms = _table(table).norm(dim=1)
+    mean = norms.mean()
+    return float(norms.std(correction=0) / mean) if mean > 0 else math.nan
+
+
+def gini(shares) -> float:
+    """The Gini coefficient of non-negative ``shares`` (e.g. :func:`fourier_spectrum`): 0 when
+    all are equal, ``1 - 1/n`` when one holds everything. A sparse spectrum has a high Gini."""
+    values = torch.as_tensor(shares, dtype=torch.float64).flatten()
+    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
+        raise ValueError("shares must be a non-empty sequence of finite non-negative numbers")
+    total = values.sum()
+    if total == 0:
+        return 0.0
+    ordered = values.sort().values
+    n = len(ordered)
+    ranks = torch.arange(1, n + 1, dtype=torch.float64)
+    return float(((2 * ranks - n - 1) * ordered).sum() / (n * total))
+
+
+def participation_ratio(shares) -> float:
+    """The inverse participation ratio ``sum s_k^2 / (sum s_k)^2`` of non-negative ``shares``:
+    ``1/n`` when all ``n`` are equal, 1 when one holds everything. Its inverse counts the
+    frequencies that take part ("about 1/IPR frequencies")."""
+    values = torch.as_tensor(shares, dtype=torch.float64).flatten()
+    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
+        raise ValueError("shares must be a non-empty sequence of finite non-negative numbers")
+    total = values.sum()
+    return float(values.pow(2).sum() / total ** 2) if total > 0 else math.nan
+
+
+def key_frequencies(spectrum, share: float = 0.8) -> list[int]:
+    """The fewest frequencies (1-based, as :func:`fourier_spectrum` numbers them, strongest
+    first) that together hold at least ``share`` of a spectrum's power: the circles an
+    embedding that grokked modular addition is made of."""
+    values = torch.as_tensor(spectrum, dtype=torch.float64).flatten()
+    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
+        raise ValueError("spectrum must be a non-empty sequence of finite non-negative numbers")
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
+        raise ValueError(f"share must be a number in (0, 1], got {share!r}")
+    order = values.argsort(descending=True, stable=True)
+    cumulative = values[order].cumsum(0) / values.sum().clamp_min(1e-300)
+    count = int((cumulative < share - 1e-12).sum()) + 1
+    return [int(i) + 1 for i in order[:min(count, len(values))]]
+
+
+def _answer_waves(answers: torch.Tensor, p: int, freqs) -> torch.Tensor:
+    """``cos(2 pi k y / p)`` and ``sin(2 pi k y / p)`` over the pairs, for each k in ``freqs``:
+    shape ``(pairs, 2 len(freqs))``. For a+b (and a-b) these are Nanda et al.'s directions
+    ``cos(w_k (a + b))``, ``sin(w_k (a + b))``."""
+    for k in freqs:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= p // 2:
+            raise ValueError(f"freqs must be integer frequencies in 1..{p // 2}, got {k!r}")
+    angles = 2 * math.pi * answers.double()[:, None] * torch.tensor(
+        [float(k) for k in freqs], dtype=torch.float64) / p
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+def key_frequency_part(logits: torch.Tensor, answers: torch.Tensor, p: int,
+                       freqs) -> torch.Tensor:
+    """The part of the logits that varies with the answer ``y`` at the frequencies ``freqs``:
+    for each output class, its least-squares projection over the whole table's pairs on
+    ``cos(2 pi k y / p)``, ``sin(2 pi k y / p)``, ``k`` in ``freqs``. ``logits`` are
+    ``(pairs, classes)`` on every pair of the table, ``answers`` the pairs' correct answers."""
+    if logits.dim() != 2 or answers.shape != logits.shape[:1]:
+        raise ValueError(f"logits must be (pairs, classes) and answers (pairs,), got "
+                         f"{tuple(logits.shape)} and {tuple(answers.shape)}")
+    if not freqs:
+        return torch.zeros_like(logits, dtype=torch.float64)
+    waves = _answer_waves(answers, p, freqs)
+    centred = logits.double() - logits.double().mean(dim=0)
+    coefficients = torch.linalg.lstsq(waves, centred).solution
+    return waves @ coefficients
+
+
+def restricted_loss(logits: torch.Tensor, answers: torch.Tensor, p: int, freqs) -> float:
+    """Nanda et al.'s restricted loss: the cross-entropy, on every pair of the table, of the
+    logits with only their key-frequency part (:func:`key_frequency_part`) kept, plus each
+    class's mean. Falls when the Fourier circuit forms, before the test loss does. In float64:
+    float32 losses spike near zero."""
+    kept = logits.double().mean(dim=0) + key_frequency_part(logits, answers, p, freqs)
+    return float(torch.nn.functional.cross_entropy(kept, answers.long()))
+
+
+def excluded_loss(logits: torch.Tensor, answers: torch.Tensor, p: int, freqs,
+                  train: torch.Tensor) -> float:
+    """Nanda et al.'s excluded loss: the cross-entropy, on the training pairs (``train``, a
+    boolean mask or indices into the table's pairs), of the logits with the key-frequency part
+    removed. Rises while the circuit takes over from memorization."""
+    removed = logits.double() - key_frequency_part(logits, answers, p, freqs)
+    return float(torch.nn.functional.cross_entropy(removed[train], answers[train].long()))
+
+
+def embedding_rows(model: nn.Module, p: int) -> torch.Tensor:
+    """The learned embeddings of tokens ``0..p-1`` (the first operand's values) of a model with
+    an ``embed`` ``nn.Embedding`` (the book's FNN and Transformer), detached."""
+    embed = getattr(model, "embed", None)
+    if not isinstance(embed, nn.Embedding):
+        raise ValueError(f"model must have a learned nn.Embedding as .embed, got "
+                         f"{type(embed).__name__}")
+    if not (isinstance(p, int) and 2 <= p <= embed.num_embeddings):
+        raise ValueError(f"p must be an integer in 2..{embed.num_embeddings}, got {p!r}")
+    return embed.weight[:p].detach()
+
+
+PROGRESS_MEASURES = ("restricted_loss", "excluded_loss", "full_loss", "med", "relative_med",
+                     "norm_spread", "gini", "ipr", "key_share")
+"""The measures :class:`ProgressMeasures` returns, by name."""
+
+
+class ProgressMeasures:
+    """Every progress measure of a model on a modular task, at once: Nanda et al.'s restricted
+    and excluded losses for the key frequencies ``freqs``, the loss on the whole table, Gu et
+    al.'s MED (:func:`med`, :func:`relative_med`), the tokens' norm spread
+    (:func:`norm_spread`) and the embedding's Fourier spectrum summarised by its Gini
+    coefficient, inverse participation ratio and the share of its power at ``freqs``.
+
+    ``data`` is a split of the whole table (train and test together are every pair), as
+    ``grokbook.tasks`` makes them; the embedding measures read tokens ``0..p-1``.
+    """
+
+    def __init__(self, data, freqs):
+        self.p = data.p
+        self.freqs = [int(k) for k in freqs]
+        _answer_waves(torch.zeros(1), self.p, self.freqs)  # checks the frequencies
+        self.x = torch.cat([data.x_train, data.x_test])
+        self.y = torch.cat([data.y_train, data.y_test])
+        self.train = torch.zeros(len(self.y), dtype=torch.bool)
+        self.train[:len(data.y_train)] = True
+        if len(self.y) != self.p * self.p:
+            raise ValueError(f"data must split the whole table of {self.p * self.p} pairs, "
+                             f"got {len(self.y)}")
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module) -> dict[str, float]:
+        logits = model(self.x).double()
+        table = embedding_rows(model, self.p)
+        spectrum = fourier_spectrum(table)
+        return {
+            "restricted_loss": restricted_loss(logits, self.y, self.p, self.freqs),
+            "excluded_loss": excluded_loss(logits, self.y, self.p, self.freqs, self.train),
+            "full_loss": float(torch.nn.functional.cross_entropy(logits, self.y)),
+            "med": med(table),
+            "relative_med": relative_med(table),
+            "norm_spread": norm_spread(table),
+            "gini": gini(spectrum),
+            "ipr": participation_ratio(spectrum),
+            "key_share": float(sum(spectrum[k - 1] for k in self.freqs)),
+        }

@@ -156,6 +156,86 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     return ModularData(op, p, frac, seed, x[train], y[train], x[test], y[test])
 
 
+HOLDOUTS = ("square", "strip")
+
+
+@dataclass(frozen=True)
+class CoverageData(ModularData):
+    """A split of the table of ``(a o b) mod p`` with a region held out of training
+    (:func:`coverage_split`). Operand ``b`` is token ``p + b``: the two operands have separate
+    tokens, so a first operand of the strip appears in no training pair at all."""
+
+    holdout: str = "square"
+    k: int = 0
+
+    @property
+    def vocab_size(self) -> int:
+        return 2 * self.p
+
+    def __repr__(self) -> str:
+        formula = OPERATIONS[self.op].formula
+        return (f"CoverageData({formula} mod {self.p}, {self.holdout} k={self.k} held out: "
+                f"{len(self.y_train)} train, {len(self.y_test)} test, seed {self.seed})")
+
+
+def held_out(a: torch.Tensor, b: torch.Tensor, holdout: str, k: int) -> torch.Tensor:
+    """Which pairs ``(a, b)`` (operand values, not tokens) the region ``holdout`` holds out:
+    ``"square"`` those with ``a <= k`` and ``b <= k``, ``"strip"`` those with ``a <= k``."""
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {', '.join(map(repr, HOLDOUTS))}, "
+                         f"got {holdout!r}")
+    return (a <= k) & (b <= k) if holdout == "square" else a <= k
+
+
+def check_coverage(op: str, p: int, frac: float, holdout: str, k: int, seed: int = 0) -> None:
+    """Check :func:`coverage_split`'s arguments: a bad one is a ``ValueError`` naming it."""
+    check_modular(op, p, frac, seed)
+    if OPERATIONS[op].nonzero_b:
+        raise ValueError(f"op must be an operation defined for every b (not {op!r}) for a "
+                         "coverage split")
+    if holdout not in HOLDOUTS:
+        raise ValueError(f"holdout must be one of {', '.join(map(repr, HOLDOUTS))}, "
+                         f"got {holdout!r}")
+    check_int("k", k, minimum=0)
+    if k > p - 2:
+        raise ValueError(f"k must lie in 0..{p - 2} for p={p} (the region must leave pairs to "
+                         f"train on), got {k}")
+    held = (k + 1) ** 2 if holdout == "square" else (k + 1) * p
+    n_train = round(frac * p * p)
+    if n_train > p * p - held:
+        raise ValueError(f"frac={frac} asks for {n_train} training pairs but the {holdout} "
+                         f"k={k} leaves only {p * p - held} outside it; lower frac or k")
+
+
+def coverage_split(op: str = "add", p: int = 97, frac: float = 0.3, holdout: str = "square",
+                   k: int = 40, seed: int = 0) -> CoverageData:
+    """Gu et al.'s data coverage split: every pair in the region ``holdout`` (see
+    :func:`held_out`) goes to the test set, ``round(frac * p^2)`` training pairs are drawn at
+    random from the other pairs, and the rest of the table is test too. The training set
+    then covers the input space unevenly: test accuracy is capped, grokking may not happen.
+
+    Tokens: operand ``a`` is token ``a``, operand ``b`` is token ``p + b`` (as in the reference
+    code, whose strip offsets the second operand's tokens), so the vocabulary has ``2p``
+    tokens and the strip's first operands ``0..k`` appear in no training pair: their
+    embeddings feel only weight decay.
+    """
+    check_coverage(op, p, frac, holdout, k, seed)
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    a, b = a.flatten(), b.flatten()
+    y = OPERATIONS[op].fn(a, b, p)
+    x = torch.stack([a, b + p], dim=1)
+    held = held_out(a, b, holdout, k)
+    outside = (~held).nonzero().flatten()
+    generator = torch.Generator().manual_seed(seed)
+    chosen = outside[torch.randperm(len(outside), generator=generator)[:round(frac * p * p)]]
+    train = torch.zeros(len(y), dtype=torch.bool)
+    train[chosen] = True
+    train_rows = train.nonzero().flatten()
+    test_rows = (~train).nonzero().flatten()
+    return CoverageData(op, p, frac, seed, x[train_rows], y[train_rows], x[test_rows],
+                        y[test_rows], holdout, k)
+
+
 @dataclass(frozen=True)
 class ParityData:
     """Samples of (n, k)-sparse parity: ``x`` uniform on ``{+-1}^n_bits``, ``y`` the product of

@@ -541,3 +541,89 @@ class NeuralGrokRace(MethodsExplorer):
 def neuralgrok_race(profile, initial: dict[str, History] | None = None):
     """Chapter 6's explorer (see :class:`NeuralGrokRace`)."""
     return NeuralGrokRace(profile, initial).widget()
+
+
+class ProgressScrubber(Explorer):
+    """Chapter 7: pick a measure and a seed and scrub through training: the embedding in the
+    plane of its strongest key frequency (left) beside the measure's curve (right), both at the
+    chosen epoch. ``initial``: ``{seed: History}`` of :func:`grokbook.experiments.progress_run`
+    runs (their extras hold the measures and the circle); nothing trains here."""
+
+    figsize = (8.0, 3.4)
+
+    def __init__(self, profile: Any, initial: dict[int, History]):
+        if not initial:
+            raise ValueError("initial must map seeds to progress runs' Histories, got none")
+        self.runs = dict(initial)
+        super().__init__(profile, None)
+        for control in self.controls.values():
+            control.observe(lambda _change: self.click(), names="value")
+        self.click()
+
+    def make_controls(self) -> dict:
+        import ipywidgets as w
+
+        from grokbook.foresight import WATCHED
+
+        first = next(iter(self.runs.values()))
+        return {
+            "measure": _slider(w.Dropdown, "measure", options=list(WATCHED),
+                               value=WATCHED[0]),
+            "seed": _slider(w.Dropdown, "seed", options=list(self.runs)),
+            "epoch": _slider(w.SelectionSlider, "epoch", options=list(first.epoch),
+                             value=first.epoch[len(first.epoch) // 2]),
+        }
+
+    def run(self, values: dict[str, Any]) -> tuple[History, str, int]:
+        history = self.runs[values["seed"]]
+        epochs = list(history.epoch)
+        if list(self.controls["epoch"].options) != epochs:  # seeds stop at different epochs
+            self.controls["epoch"].options = epochs
+        epoch = min(epochs, key=lambda e: abs(e - values["epoch"]))
+        return history, values["measure"], epoch
+
+    def plot(self, result: tuple[History, str, int]) -> plt.Figure:
+        from grokbook.foresight import LOG_SCALE, jump
+
+        history, measure, epoch = result
+        i = history.epoch.index(epoch)
+        p = sum(1 for name in history.extras if name.startswith("circle_x_"))
+        x = [history.extras[f"circle_x_{a}"][i] for a in range(p)]
+        y = [history.extras[f"circle_y_{a}"][i] for a in range(p)]
+        fig, (left, right) = plt.subplots(1, 2, figsize=self.figsize, layout="constrained")
+        left.scatter(x, y, c=range(p), cmap="twilight", s=18)
+        for a in range(0, p, max(1, p // 6)):
+            left.annotate(str(a), (x[a], y[a]), fontsize=7)
+        left.set_aspect("equal", adjustable="datalim")
+        left.set_title(f"embedding at epoch {epoch}")
+        left.set_xlabel("key-frequency plane, cos")
+        left.set_ylabel("sin")
+        right.plot(history.epoch, history.column(measure), color=PALETTE[0])
+        if measure in LOG_SCALE:
+            right.set_yscale("log")
+        right.axvline(epoch, color="black", linewidth=1)
+        grok = jump(history)
+        if grok is not None:
+            right.axvline(grok, color=PALETTE[3], linestyle="--", linewidth=1,
+                          label="50% test accuracy")
+            right.legend(fontsize=8)
+        right.set_title(measure.replace("_", " "))
+        right.set_xlabel("epoch")
+        right.set_ylabel(measure.replace("_", " "))
+        return fig
+
+    def describe(self, result: tuple[History, str, int]) -> str:
+        history, measure, epoch = result
+        i = history.epoch.index(epoch)
+        return (f"epoch {epoch}: {measure.replace('_', ' ')} {history.column(measure)[i]:.3g}, "
+                f"test accuracy {history.test_acc[i]:.1%}")
+
+    def widget(self):
+        import ipywidgets as w
+
+        return w.VBox([w.VBox(list(self.controls.values())), self.status, self.figure])
+
+
+def progress_scrubber(profile, initial: dict[int, History]):
+    """The chapter-7 widget (:class:`ProgressScrubber`), ready to display."""
+    return ProgressScrubber(profile, initial).widget()

@@ -21,7 +21,7 @@ import os
 from typing import Any
 
 PROFILE_NAMES = ("ci", "book", "paper")
-CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross", "neuralgrok")
+CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross", "neuralgrok", "progress")
 
 
 def resolve(profile: str | None = None) -> str:
