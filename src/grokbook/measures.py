@@ -400,12 +400,18 @@ def norm_spread(table: torch.Tensor) -> float:
     return float(norms.std(correction=0) / mean) if mean > 0 else math.nan
 
 
+def _shares(values, name: str = "shares") -> torch.Tensor:
+    """``values`` as a flat float64 tensor, checked: non-empty, finite, non-negative."""
+    out = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if len(out) == 0 or bool((out < 0).any()) or not bool(out.isfinite().all()):
+        raise ValueError(f"{name} must be a non-empty sequence of finite non-negative numbers")
+    return out
+
+
 def gini(shares) -> float:
     """The Gini coefficient of non-negative ``shares`` (e.g. :func:`fourier_spectrum`): 0 when
     all are equal, ``1 - 1/n`` when one holds everything. A sparse spectrum has a high Gini."""
-    values = torch.as_tensor(shares, dtype=torch.float64).flatten()
-    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
-        raise ValueError("shares must be a non-empty sequence of finite non-negative numbers")
+    values = _shares(shares)
     total = values.sum()
     if total == 0:
         return 0.0
@@ -419,9 +425,7 @@ def participation_ratio(shares) -> float:
     """The inverse participation ratio ``sum s_k^2 / (sum s_k)^2`` of non-negative ``shares``:
     ``1/n`` when all ``n`` are equal, 1 when one holds everything. Its inverse counts the
     frequencies that take part ("about 1/IPR frequencies")."""
-    values = torch.as_tensor(shares, dtype=torch.float64).flatten()
-    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
-        raise ValueError("shares must be a non-empty sequence of finite non-negative numbers")
+    values = _shares(shares)
     total = values.sum()
     return float(values.pow(2).sum() / total ** 2) if total > 0 else math.nan
 
@@ -430,9 +434,7 @@ def key_frequencies(spectrum, share: float = 0.8) -> list[int]:
     """The fewest frequencies (1-based, as :func:`fourier_spectrum` numbers them, strongest
     first) that together hold at least ``share`` of a spectrum's power: the circles an
     embedding that grokked modular addition is made of."""
-    values = torch.as_tensor(spectrum, dtype=torch.float64).flatten()
-    if len(values) == 0 or bool((values < 0).any()) or not bool(values.isfinite().all()):
-        raise ValueError("spectrum must be a non-empty sequence of finite non-negative numbers")
+    values = _shares(spectrum, "spectrum")
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share <= 1:
         raise ValueError(f"share must be a number in (0, 1], got {share!r}")
     order = values.argsort(descending=True, stable=True)
