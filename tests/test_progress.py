@@ -1,5 +1,6 @@
 """Chapter 7's measures, data coverage split, progress runs, foresight analysis and widget."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -7,7 +8,16 @@ import pytest
 import torch
 
 from grokbook import experiments, foresight, measures, profiles
-from grokbook.config import BudgetCfg, CoverageCfg, FNNCfg, Invalid, ModularCfg, OptimCfg, RunCfg
+from grokbook.config import (
+    BudgetCfg,
+    CoverageCfg,
+    FNNCfg,
+    Invalid,
+    ModularCfg,
+    OptimCfg,
+    RunCfg,
+    replace,
+)
 from grokbook.history import History
 from grokbook.tasks import coverage_split, held_out, modular_arithmetic
 
@@ -93,16 +103,9 @@ def test_progress_measures_on_a_model_are_all_finite():
     values = measures.ProgressMeasures(data, [1, 2])(model)
     assert set(values) == set(measures.PROGRESS_MEASURES)
     assert all(math.isfinite(v) for v in values.values())
+    part = dataclasses.replace(data, x_test=data.x_test[:5], y_test=data.y_test[:5])
     with pytest.raises(ValueError, match="whole table"):
-        measures.ProgressMeasures(coverage_split("add", 11, 0.3, "square", 3) if False
-                                  else _partial(data), [1])
-
-
-def _partial(data):
-    class Part:
-        p, x_train, y_train = data.p, data.x_train, data.y_train
-        x_test, y_test = data.x_test[:5], data.y_test[:5]
-    return Part()
+        measures.ProgressMeasures(part, [1])
 
 
 def test_coverage_split_holds_the_region_out_and_separates_the_operands():
@@ -158,12 +161,7 @@ def test_progress_run_measures_every_evaluation_and_is_cached(disk_cache):
     plain = experiments.train_run(cfg, 3)  # the same training, bit for bit
     assert plain.history.train_loss == h.train_loss
     with pytest.raises(ValueError, match="modular task with a learned embedding"):
-        experiments.progress_run(replace_embedding(cfg), 0)
-
-
-def replace_embedding(cfg):
-    from grokbook.config import replace
-    return replace(cfg, model__embedding="one_hot")
+        experiments.progress_run(replace(cfg, model__embedding="one_hot"), 0)
 
 
 def sigmoid_history(centre, n=101):
@@ -230,8 +228,6 @@ def test_the_scrubber_draws_and_follows_its_controls():
 
 
 def test_the_paper_profile_starts_on_a_cpu(disk_cache):
-    from grokbook.config import replace
-
     P = profiles.load("progress", "paper")
     for cfg in (P.transformer, P.coverage_run("strip", P.coverage_ks[-1])):
         short = replace(cfg, budget__epochs=2, budget__eval_every=1)

@@ -274,38 +274,38 @@ def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str 
             or isinstance(cfg.model, FNNCfg) and cfg.model.embedding != "learned":
         raise ValueError("cfg must be a RunCfg of a modular task with a learned embedding")
     spec = _spec(cfg, seed, None, "progress", share=share)
-    run_key = cache.key(spec)
-    entry = cache.load(run_key)
-    if entry is not None:
-        return Run(cfg, seed, entry.history, _restore(build_model(cfg, seed), entry.state),
-                   run_key, cached=True)
-    model = build_model(cfg, seed)
-    data = make_data(cfg.data, seed)
-    copies: list[dict[str, torch.Tensor]] = []
 
-    def keep(m: nn.Module) -> float:
-        copies.append({k: v.detach().clone() for k, v in m.state_dict().items()})
-        return float(len(copies) - 1)
+    def fit(model: nn.Module) -> History:
+        data = make_data(cfg.data, seed)
+        copies: list[dict[str, torch.Tensor]] = []
 
-    history = train(model, data, measures={"copy": keep}, progress=progress,
-                    desc=desc or f"seed {seed}", **train_options(cfg))
-    history.extras.pop("copy")
-    p = cfg.data.p
-    freqs = key_frequencies_of(model, p, share)
-    measure = ProgressMeasures(data, freqs)
-    scratch = build_model(cfg, seed)
-    columns: dict[str, list[float]] = {}
-    for state in copies:
-        scratch.load_state_dict(state)
-        values = measure(scratch)
-        plane = frequency_plane(embedding_rows(scratch, p), freqs[0])
-        values.update({f"circle_x_{a}": float(plane[a, 0]) for a in range(p)})
-        values.update({f"circle_y_{a}": float(plane[a, 1]) for a in range(p)})
-        for name, value in values.items():
-            columns.setdefault(name, []).append(value)
-    history.extras.update(columns)
-    cache.store(run_key, history, model.state_dict(), spec)
-    return Run(cfg, seed, history, model, run_key)
+        def keep(m: nn.Module) -> float:
+            copies.append({k: v.detach().clone() for k, v in m.state_dict().items()})
+            return float(len(copies) - 1)
+
+        history = train(model, data, measures={"copy": keep}, progress=progress,
+                        desc=desc or f"seed {seed}", **train_options(cfg))
+        history.extras.pop("copy")
+        p = cfg.data.p
+        freqs = key_frequencies_of(model, p, share)
+        measure = ProgressMeasures(data, freqs)
+        scratch = build_model(cfg, seed)
+        columns: dict[str, list[float]] = {}
+        for state in copies:
+            scratch.load_state_dict(state)
+            values = measure(scratch)
+            plane = frequency_plane(embedding_rows(scratch, p), freqs[0])
+            values.update({f"circle_x_{a}": float(plane[a, 0]) for a in range(p)})
+            values.update({f"circle_y_{a}": float(plane[a, 1]) for a in range(p)})
+            for name, value in values.items():
+                columns.setdefault(name, []).append(value)
+        history.extras.update(columns)
+        return history
+
+    hit: list[bool] = []
+    model, history = _cached(spec, lambda: build_model(cfg, seed), fit,
+                             on_hit=lambda _history: hit.append(True))
+    return Run(cfg, seed, history, model, cache.key(spec), cached=bool(hit))
 
 
 def _stackable(cfgs: Sequence[RunCfg]) -> bool:
@@ -493,8 +493,8 @@ def one_step(target: nn.Module, data, step: float) -> History:
 def _cached(spec: dict[str, Any], build: Callable[[], nn.Module],
             fit: Callable[[nn.Module], History],
             on_hit: Callable[[History], Any] | None = None) -> tuple[nn.Module, History]:
-    """Load-or-train for runs that are not a :class:`~grokbook.config.RunCfg` (the XOR
-    theory's networks): ``spec`` (plain data) must decide the result; ``on_hit`` is called
+    """Load-or-train for runs outside :func:`train_run`'s path (the XOR theory's networks, a
+    :func:`progress_run`): ``spec`` (plain data) must decide the result; ``on_hit`` is called
     with a loaded History (a live widget's callback)."""
     run_key = cache.key(spec)
     model = build()

@@ -178,8 +178,9 @@ def decay_factor(lr: float, weight_decay: float, steps: int, warmup_steps: int =
     book's linear warm-up): the product of ``1 - lr_t * weight_decay``. A weight whose gradient
     is always exactly zero (a token no training pair uses) ends at its initial value times
     this: Adam's moments stay zero, so its step is zero."""
+    from grokbook.train import warmup_factor
+
     factor = 1.0
     for step in range(steps):
-        warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
-        factor *= 1.0 - lr * warm * weight_decay
+        factor *= 1.0 - lr * warmup_factor(step, warmup_steps) * weight_decay
     return factor

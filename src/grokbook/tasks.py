@@ -178,12 +178,16 @@ class CoverageData(ModularData):
                 f"{len(self.y_train)} train, {len(self.y_test)} test, seed {self.seed})")
 
 
-def held_out(a: torch.Tensor, b: torch.Tensor, holdout: str, k: int) -> torch.Tensor:
-    """Which pairs ``(a, b)`` (operand values, not tokens) the region ``holdout`` holds out:
-    ``"square"`` those with ``a <= k`` and ``b <= k``, ``"strip"`` those with ``a <= k``."""
+def _check_holdout(holdout: str) -> None:
     if holdout not in HOLDOUTS:
         raise ValueError(f"holdout must be one of {', '.join(map(repr, HOLDOUTS))}, "
                          f"got {holdout!r}")
+
+
+def held_out(a: torch.Tensor, b: torch.Tensor, holdout: str, k: int) -> torch.Tensor:
+    """Which pairs ``(a, b)`` (operand values, not tokens) the region ``holdout`` holds out:
+    ``"square"`` those with ``a <= k`` and ``b <= k``, ``"strip"`` those with ``a <= k``."""
+    _check_holdout(holdout)
     return (a <= k) & (b <= k) if holdout == "square" else a <= k
 
 
@@ -193,9 +197,7 @@ def check_coverage(op: str, p: int, frac: float, holdout: str, k: int, seed: int
     if OPERATIONS[op].nonzero_b:
         raise ValueError(f"op must be an operation defined for every b (not {op!r}) for a "
                          "coverage split")
-    if holdout not in HOLDOUTS:
-        raise ValueError(f"holdout must be one of {', '.join(map(repr, HOLDOUTS))}, "
-                         f"got {holdout!r}")
+    _check_holdout(holdout)
     check_int("k", k, minimum=0)
     if k > p - 2:
         raise ValueError(f"k must lie in 0..{p - 2} for p={p} (the region must leave pairs to "

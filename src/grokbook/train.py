@@ -205,7 +205,7 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         return loss_fn(output, y).item(), accuracy_fn(output, y).item()
 
 
-def _warmup_factor(step: int, warmup_steps: int) -> float:
+def warmup_factor(step: int, warmup_steps: int) -> float:
     """The learning-rate multiplier of a linear warmup over ``warmup_steps`` steps."""
     return min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
 
@@ -397,7 +397,7 @@ def train(
         nonlocal step
         if warmup_steps:
             for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * _warmup_factor(step, warmup_steps)
+                group["lr"] = base * warmup_factor(step, warmup_steps)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_transform is not None:
@@ -588,7 +588,7 @@ def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_ste
                 break
             optimizer.zero_grad()
             losses.sum().backward()
-            optimizer.step(_warmup_factor(step, warmup_steps))
+            optimizer.step(warmup_factor(step, warmup_steps))
             step += 1
             bar.update(1)
     ensemble.write_back()
