@@ -132,11 +132,16 @@ def test_the_meta_step_changes_only_the_amplifier():
     for old, p, g in zip(parameters, model.parameters(), grads):
         assert torch.equal(old, p)
         assert torch.equal(g, p.grad)
-    # the outer loss reached every amplifier parameter (no weight decay to move them otherwise)
-    assert all(p.grad is not None and p.grad.abs().sum() > 0
-               for p in transform.amplifier.parameters())
+    # the outer loss reaches the amplifier's weights (no weight decay to move them otherwise).
+    # Its last bias adds the same score to every entry, which the softmax ignores: that
+    # gradient is zero up to rounding, and whether rounding moves the bias depends on the CPU.
+    weights = [k for k, _ in transform.amplifier.named_parameters() if k.endswith("weight")]
+    grads = dict(transform.amplifier.named_parameters())
+    assert all(grads[k].grad.abs().sum() > 0 for k in weights)
+    largest = max(float(grads[k].grad.abs().max()) for k in weights)
+    assert float(transform.amplifier.mlp[-1].bias.grad.abs().max()) < 1e-3 * largest
     after = transform.amplifier.state_dict()
-    assert all(not torch.equal(before[k], after[k]) for k in before)
+    assert all(not torch.equal(before[k], after[k]) for k in weights)
 
 
 def test_the_learned_weights_vary_across_entries_and_change_with_meta_steps():

@@ -1,12 +1,12 @@
 """Typed settings: what a run is, validated when it is built.
 
 Every experiment of the book is described by frozen dataclasses: the data (:class:`ModularCfg`,
-:class:`ParityCfg`), the model (:class:`FNNCfg`, :class:`TransformerCfg`, :class:`VectorFNNCfg`),
-the optimizer (:class:`OptimCfg`), the epoch budget and stopping rule (:class:`BudgetCfg`), an
-optional gradient transform (:class:`GrokFastCfg`; NeuralGrok's ``NeuralGrokCfg`` and
-``TensorNormCfg``, defined in ``grokbook.neuralgrok``), and the run that holds them
-(:class:`RunCfg`). Each field is checked when the object is built: a bad value is one
-``ValueError`` naming the field, the value and what is allowed; an unknown field is an error
+:class:`ParityCfg`, :class:`PolygonCfg`), the model (:class:`FNNCfg`, :class:`TransformerCfg`,
+:class:`VectorFNNCfg`, :class:`ResNetCfg`), the optimizer (:class:`OptimCfg`), the epoch budget and
+stopping rule (:class:`BudgetCfg`), an optional gradient transform (:class:`GrokFastCfg`;
+NeuralGrok's ``NeuralGrokCfg`` and ``TensorNormCfg``, defined in ``grokbook.neuralgrok``), and the
+run that holds them (:class:`RunCfg`). Each field is checked when the object is built: a bad value
+is one ``ValueError`` naming the field, the value and what is allowed; an unknown field is an error
 listing the known ones. Nothing is silently ignored or clipped.
 
 Settings are values: change one with :func:`replace` (``replace(cfg, lr=3e-3)`` or a nested
@@ -258,6 +258,26 @@ class ParityCfg(Settings):
             raise Invalid(f"ParityCfg.k must be at most n_bits ({self.n_bits}), got {self.k}")
 
 
+@register
+@dataclass(frozen=True)
+class PolygonCfg(Settings):
+    """Gu et al.'s polygon counting at a CPU size (``grokbook.images.polygon_counting``): every
+    2 x 2 grid of empty cells and polygons with 3..``max_sides`` sides, cells of ``cell``
+    pixels, a share ``frac`` of the pictures for training."""
+
+    kind: ClassVar[str] = "polygons"
+    max_sides: int = setting(12, _int(1), "the most sides of a polygon (3..12)")
+    cell: int = setting(16, _int(1), "a cell's size in pixels (8..64)")
+    frac: float = setting(0.25, _real(0, 1, True, True), "the training fraction")
+
+    def validate(self):
+        from grokbook.images import check_polygons
+        try:
+            check_polygons(self.max_sides, self.cell, self.frac)
+        except ValueError as error:
+            raise Invalid(f"PolygonCfg.{error}") from None
+
+
 # ---- models -----------------------------------------------------------------------------
 
 EMBEDDINGS = ("learned", "one_hot", "binary", "fourier", "text")
@@ -307,6 +327,22 @@ class VectorFNNCfg(_FNNSizes):
     """The bias-free FNN on vector inputs (``grokbook.models.VectorFNN``), for sparse parity."""
 
     kind: ClassVar[str] = "vector_fnn"
+
+
+@register
+@dataclass(frozen=True)
+class ResNetCfg(Settings):
+    """The small ResNet for pictures (``grokbook.models.SmallResNet``), trained from scratch."""
+
+    kind: ClassVar[str] = "resnet"
+    width: int = setting(16, _int(1), "the stem's channels (a multiple of 4)")
+    init_scale: float = setting(1.0, RULES["init_scale"])
+
+    def validate(self):
+        from grokbook.models import RESNET_GROUPS
+        if self.width % RESNET_GROUPS:
+            raise Invalid(f"ResNetCfg.width must be a multiple of {RESNET_GROUPS} (GroupNorm's "
+                          f"groups), got {self.width}")
 
 
 # ---- optimisation -----------------------------------------------------------------------
@@ -399,9 +435,10 @@ class RunCfg(Settings):
     training set). Each holds its own settings, so the run cache keys on them."""
 
     kind: ClassVar[str] = "run"
-    data: ModularCfg | ParityCfg = setting(ModularCfg(), _any_of(ModularCfg, ParityCfg))
-    model: FNNCfg | TransformerCfg | VectorFNNCfg = setting(
-        FNNCfg(), _any_of(FNNCfg, TransformerCfg, VectorFNNCfg))
+    data: ModularCfg | ParityCfg | PolygonCfg = setting(
+        ModularCfg(), _any_of(ModularCfg, ParityCfg, PolygonCfg))
+    model: FNNCfg | TransformerCfg | VectorFNNCfg | ResNetCfg = setting(
+        FNNCfg(), _any_of(FNNCfg, TransformerCfg, VectorFNNCfg, ResNetCfg))
     optim: OptimCfg = setting(OptimCfg(), _sub(OptimCfg))
     budget: BudgetCfg = setting(BudgetCfg(), _sub(BudgetCfg))
     grad_transform: GrokFastCfg | NeuralGrokCfg | TensorNormCfg | None = setting(
@@ -411,12 +448,17 @@ class RunCfg(Settings):
 
     def validate(self):
         vector = isinstance(self.model, VectorFNNCfg)
-        if vector != isinstance(self.data, ParityCfg):
-            raise Invalid("RunCfg.model must be a VectorFNNCfg for ParityCfg data and an "
-                          f"FNNCfg or TransformerCfg for ModularCfg data, got "
-                          f"{type(self.model).__name__} on {type(self.data).__name__}")
-        if isinstance(self.model, TransformerCfg) and self.ntk_probe:
+        pictures = isinstance(self.model, ResNetCfg)
+        if vector != isinstance(self.data, ParityCfg) \
+                or pictures != isinstance(self.data, PolygonCfg):
+            raise Invalid("RunCfg.model must be a VectorFNNCfg for ParityCfg data, a ResNetCfg "
+                          "for PolygonCfg data and an FNNCfg or TransformerCfg for ModularCfg "
+                          f"data, got {type(self.model).__name__} on {type(self.data).__name__}")
+        if isinstance(self.model, (TransformerCfg, ResNetCfg)) and self.ntk_probe:
             raise Invalid("RunCfg.ntk_probe is only available for FNNs")
+        if pictures and self.loss != "cross_entropy":
+            raise Invalid(f"RunCfg.loss must be 'cross_entropy' for PolygonCfg data (its "
+                          f"labels are classes), got {self.loss!r}")
 
 
 # ---- working with settings ------------------------------------------------------------------

@@ -35,6 +35,8 @@ from grokbook.config import (
     FNNCfg,
     ModularCfg,
     ParityCfg,
+    PolygonCfg,
+    ResNetCfg,
     RunCfg,
     TransformerCfg,
     VectorFNNCfg,
@@ -43,6 +45,7 @@ from grokbook.config import (
 )
 from grokbook.embeddings import make_table
 from grokbook.history import History
+from grokbook.images import polygon_counting
 from grokbook.measures import (
     NTKChange,
     ProgressMeasures,
@@ -55,6 +58,7 @@ from grokbook.measures import (
 )
 from grokbook.models import (
     FixedEmbedding,
+    SmallResNet,
     TransferredNet,
     TwoLayerReLU,
     VectorFNN,
@@ -103,8 +107,10 @@ CHECKPOINT_SECONDS = 30.0  # a cached run also checkpoints this often while it t
 
 # ---- data and models from settings ----------------------------------------------------------
 
-def make_data(cfg: ModularCfg | CoverageCfg | ParityCfg, seed: int):
+def make_data(cfg: ModularCfg | CoverageCfg | ParityCfg | PolygonCfg, seed: int):
     """The data set of ``cfg``, split (or sampled) from ``seed``."""
+    if isinstance(cfg, PolygonCfg):
+        return polygon_counting(cfg.max_sides, cfg.cell, cfg.frac, seed=seed)
     if isinstance(cfg, CoverageCfg):
         return coverage_split(cfg.op, cfg.p, cfg.frac, cfg.holdout, cfg.k, seed=seed)
     if isinstance(cfg, ModularCfg):
@@ -117,6 +123,13 @@ def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
     """The model of ``cfg`` initialised from ``seed``; given a weak embedding ``a``, the
     GrokTransfer target whose embedding is ``A @ B`` (``grokbook.transfer``)."""
     m, data = cfg.model, cfg.data
+    if isinstance(m, ResNetCfg):
+        if a is not None:
+            raise ValueError("GrokTransfer has no target for pictures: a ResNetCfg run starts "
+                             "from its own initialisation (a must be None)")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return SmallResNet(4 * data.max_sides + 1, width=m.width, init_scale=m.init_scale)
     if isinstance(m, VectorFNNCfg):
         options = {"d_embed": m.d_embed, "width": m.width, "depth": m.depth,
                    "init_scale": m.init_scale}

@@ -1,6 +1,7 @@
 """Which measure sees generalization coming (chapter 7): the phases of a grokking run, each
 measure's transition, its lead over the test-accuracy jump and how closely it tracks the test
-loss, read from Histories that :func:`grokbook.experiments.progress_run` measured.
+loss, read from Histories that :func:`grokbook.experiments.progress_run` measured; and, for
+the images, how far memorization runs ahead of generalization (:func:`gap_table`).
 
 Definitions (the chapter states them; all exact to the evaluation interval):
 
@@ -184,3 +185,24 @@ def decay_factor(lr: float, weight_decay: float, steps: int, warmup_steps: int =
     for step in range(steps):
         factor *= 1.0 - lr * warmup_factor(step, warmup_steps) * weight_decay
     return factor
+
+
+# ---- memorization against generalization (the images) ----------------------------------------
+
+def gap_table(runs: dict[str, dict[int, History]]) -> pd.DataFrame:
+    """One row per run of ``runs`` (``label -> seed -> History``): ``run`` (the label),
+    ``seed``, ``memorized`` (the first epoch with 99% training accuracy; NaN: never), ``test
+    at memorized`` (test accuracy then), ``best train`` and ``best test`` (the highest
+    accuracies over the run's evaluations) and ``gap`` (best train minus best test). Best
+    accuracies rather than final ones: a small run's last evaluation can land on a spike."""
+    rows = []
+    for label, histories in runs.items():
+        for seed, history in histories.items():
+            when = memorized(history)
+            at = history.test_acc[history.epoch.index(when)] if when is not None else math.nan
+            best_train, best_test = max(history.train_acc), max(history.test_acc)
+            rows.append({"run": label, "seed": seed,
+                         "memorized": math.nan if when is None else when,
+                         "test at memorized": at, "best train": best_train,
+                         "best test": best_test, "gap": best_train - best_test})
+    return pd.DataFrame(rows)

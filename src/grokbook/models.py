@@ -3,6 +3,8 @@
 Both read a batch of operand tokens of shape ``(n, 2)`` and return logits over the ``n_classes``
 answers. Both take an ``init_scale`` that multiplies every parameter after PyTorch's default
 initialisation, the knob of Omnigrok (Liu et al., 2022) and of the GrokTransfer paper's grids.
+Beside them: the FNN on vectors (sparse parity), the two-layer ReLU networks of the XOR theory,
+and a small ResNet for chapter 7's polygon pictures.
 """
 
 from __future__ import annotations
@@ -123,6 +125,62 @@ class VectorFNN(nn.Module):
             h = F.relu(layer(h))
         out = self.layers[-1](h)
         return out.squeeze(-1) if self.squeeze else out
+
+
+RESNET_GROUPS = 4  # GroupNorm's groups in SmallResNet
+
+
+class ResidualBlock(nn.Module):
+    """Two 3 x 3 convolutions with GroupNorm and a skip connection (a 1 x 1 convolution where
+    the shape changes): the basic block of a ResNet, with GroupNorm instead of BatchNorm so that
+    a picture's output does not depend on the rest of the batch (full-batch training and
+    evaluation then agree)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(RESNET_GROUPS, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(RESNET_GROUPS, c_out)
+        self.skip = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(RESNET_GROUPS, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(h)) + self.skip(x))
+
+
+class SmallResNet(nn.Module):
+    """A small ResNet for the polygon pictures (chapter 7), trained from scratch: a 3 x 3 stem
+    of ``width`` channels at stride 2 (ResNet-18's stem also halves the picture first; this is
+    what makes it cheap on a CPU), three residual blocks of ``width``, ``2 width`` (stride 2) and
+    ``4 width`` channels (stride 2), global average pooling and a linear head. Gu et al. use
+    an ImageNet-pretrained ResNet-18; no weights can be downloaded here. ``width`` must be a
+    multiple of 4 (GroupNorm's groups); ``init_scale`` multiplies every parameter."""
+
+    inputs = "images"  # what it reads: integer tokens, real vectors or images (checked by train)
+
+    def __init__(self, n_classes: int, width: int = 16, init_scale: float = 1.0,
+                 in_channels: int = 1):
+        super().__init__()
+        _check_positive(n_classes=n_classes, width=width, in_channels=in_channels)
+        if width % RESNET_GROUPS:
+            raise ValueError(f"width must be a multiple of {RESNET_GROUPS} (GroupNorm's groups), "
+                             f"got {width}")
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 2, 1, bias=False),
+                                  nn.GroupNorm(RESNET_GROUPS, width), nn.ReLU())
+        self.blocks = nn.Sequential(ResidualBlock(width, width),
+                                    ResidualBlock(width, 2 * width, 2),
+                                    ResidualBlock(2 * width, 4 * width, 2))
+        self.head = nn.Linear(4 * width, n_classes)
+        _check_size(sum(p.numel() for p in self.parameters()), "SmallResNet")
+        scale_parameters(self, init_scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"SmallResNet reads pictures of shape (n, channels, height, width), "
+                             f"got shape {tuple(x.shape)}")
+        return self.head(self.blocks(self.stem(x)).mean(dim=(2, 3)))
 
 
 class Block(nn.Module):

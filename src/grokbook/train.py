@@ -98,8 +98,8 @@ def check_data(data, name: str = "data") -> None:
 def check_inputs(model: nn.Module, data, loss: str = "cross_entropy") -> None:
     """Say before training when ``model`` cannot read ``data`` or ``loss`` cannot score it:
     integer tokens for a token model (and no token beyond its vocabulary), real vectors for
-    a vector model, integer labels for cross-entropy and real ones (+-1) for the logistic
-    loss."""
+    a vector model, pictures ``(n, channels, height, width)`` for a picture model, integer
+    labels for cross-entropy and real ones (+-1) for the logistic loss."""
     reads = getattr(model, "inputs", None)
     floats = data.x_train.is_floating_point()
     if reads == "tokens" and floats:
@@ -116,6 +116,14 @@ def check_inputs(model: nn.Module, data, loss: str = "cross_entropy") -> None:
     if loss == "logistic" and not data.y_train.is_floating_point():
         raise ValueError("loss 'logistic' needs real labels +-1, but data.y_train holds "
                          "integer classes; use loss='cross_entropy'")
+    if (reads == "images") != (data.x_train.dim() == 4):
+        if reads == "images":
+            raise ValueError(f"data: {type(model).__name__} reads pictures of shape (n, "
+                             f"channels, height, width), but data.x_train has shape "
+                             f"{tuple(data.x_train.shape)}")
+        raise ValueError(f"data: data.x_train holds pictures (shape "
+                         f"{tuple(data.x_train.shape)}), but {type(model).__name__} reads "
+                         f"{reads or 'other inputs'}; use a model on pictures (SmallResNet)")
     check_tokens(model, data)
 
 

@@ -15,8 +15,17 @@ ci: smaller models, 5 seeds instead of 8: the Transformer at d_model 32 on the b
 p = 31 it is erratic: many seeds generalize with no delay, others not within the budget), the
 FNN and the coverage runs at p = 31 (k scaled likewise; the FNN on 60% of the table).
 
+Images: Gu et al.'s polygon counting at a CPU size (``grokbook.images``): hexagons at most, cells
+of 12 pixels (24 x 24 pictures, 625 in all), half of them for training, a small ResNet of width 8
+from scratch (``grokbook.models.SmallResNet``) at its default initialisation and at 3 times it,
+AdamW lr 5e-3, weight decay 0.1, 300 epochs (the largest initialisation memorizes in about 150).
+ci: the same runs, 200 epochs and 3 seeds instead of 4.
+
 paper: Nanda et al.'s Transformer (d_model 128, MLP 512) on a+b mod 113, 30% train, lr 1e-3,
-for a GPU; the coverage runs at Gu et al.'s p = 97, 30% train, k in {40, 50, 60}.
+for a GPU; the coverage runs at Gu et al.'s p = 97, 30% train, k in {40, 50, 60}; the pictures
+with up to 12 sides (14,641 of them), a quarter for training, cells of 16 pixels, the ResNet at
+width 64 (ResNet-18's), lr 1e-3 and 20,000 epochs (Gu et al.'s; their pictures are 224 pixels
+square, their ResNet-18 pretrained).
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from grokbook.config import (
     FNNCfg,
     ModularCfg,
     OptimCfg,
+    PolygonCfg,
+    ResNetCfg,
     RunCfg,
     TransformerCfg,
     replace,
@@ -43,7 +54,8 @@ class Progress:
     seed in ``seeds``; ``uniformity``: the FNN run with too little data to grok, trained at each
     weight decay in ``uniformity_wds`` from ``uniformity_seeds``; ``coverage``: the run of the
     coverage experiment (its data a plain split; the chapter holds out the square or the strip
-    of each size in ``coverage_ks``), from ``coverage_seeds``."""
+    of each size in ``coverage_ks``), from ``coverage_seeds``; ``images``: the polygon-counting
+    run, trained at each init scale in ``image_scales`` from ``image_seeds``."""
 
     name: str
     seeds: tuple[int, ...]
@@ -55,6 +67,9 @@ class Progress:
     coverage: RunCfg
     coverage_ks: tuple[int, ...]
     coverage_seeds: tuple[int, ...]
+    images: RunCfg
+    image_scales: tuple[float, ...]
+    image_seeds: tuple[int, ...]
 
     @property
     def p(self) -> int:
@@ -70,6 +85,11 @@ class Progress:
 
     def uniformity_run(self, weight_decay: float) -> RunCfg:
         return replace(self.uniformity, optim__weight_decay=weight_decay)
+
+    def image_run(self, init_scale: float) -> RunCfg:
+        """The polygon-counting run with the ResNet's parameters ``init_scale`` times their
+        default initialisation."""
+        return replace(self.images, model__init_scale=init_scale)
 
 
 _STOP = BudgetCfg(2000, eval_every=10, stop_acc=0.99, stop_patience=20)
@@ -88,6 +108,10 @@ BOOK = Progress(
                     optim=replace(_OPTIM, weight_decay=3.0),
                     budget=BudgetCfg(1500, eval_every=10, stop_acc=0.99, stop_patience=20)),
     coverage_ks=(24, 36), coverage_seeds=(0, 1, 2),
+    images=RunCfg(data=PolygonCfg(max_sides=6, cell=12, frac=0.5), model=ResNetCfg(width=8),
+                  optim=OptimCfg(lr=5e-3, weight_decay=0.1),
+                  budget=BudgetCfg(300, eval_every=20)),
+    image_scales=(1.0, 3.0), image_seeds=(0, 1, 2, 3),
 )
 _CI = {"data__p": 31}
 CI = replace(
@@ -100,6 +124,7 @@ CI = replace(
     coverage=replace(BOOK.coverage, **_CI, model__d_embed=16, model__width=64,
                      data__frac=0.4, budget__epochs=1500),
     coverage_ks=(12, 16), coverage_seeds=(0, 1),
+    images=replace(BOOK.images, budget__epochs=200), image_seeds=(0, 1, 2),
 )
 _PAPER = {"data__p": 113, "data__frac": 0.3, "optim__lr": 1e-3, "budget__epochs": 30000,
           "budget__eval_every": 50}
@@ -111,5 +136,8 @@ PAPER = replace(
     uniformity=replace(BOOK.uniformity, data__p=113, budget__epochs=30000),
     coverage=replace(BOOK.coverage, data__p=97, data__frac=0.3, budget__epochs=30000),
     coverage_ks=(40, 50, 60),
+    images=replace(BOOK.images, data=PolygonCfg(max_sides=12, cell=16, frac=0.25),
+                   model__width=64, optim__lr=1e-3, budget__epochs=20000,
+                   budget__eval_every=100),
 )
 PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
