@@ -241,6 +241,20 @@ def _tune(args: argparse.Namespace) -> int:
     return 0 if not left else 1
 
 
+def _shootout(args: argparse.Namespace) -> int:
+    from grokbook import leaderboard
+
+    P = profiles.load("shootout", args.profile, args.seed_offset)
+    table = leaderboard.shootout_table(P, workers=args.workers, scheduler=args.scheduler,
+                                       progress=not args.quiet)
+    command = f"grokbook shootout --profile {P.name}" + (
+        f" --seed-offset {args.seed_offset}" if args.seed_offset else "")
+    out = leaderboard.write(table, args.out, command)
+    print(f"{out}: {len(table)} runs ({len(P.tasks)} tasks x "
+          f"{table.method.nunique()} methods x {len(P.seeds)} seeds)")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from grokbook import grids
 
@@ -378,19 +392,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     u = commands.add_parser(
         "tune", help="tune every compared method on the same (lr, wd) grid (on Dask)",
-        description="Train each method of chapters 4, 5 and 6 on the grid lr x weight decay "
+        description="Train each method of chapters 4, 5, 6 and 8 on the grid lr x weight decay "
                     "from the tuning seeds and write the table the chapters read their "
                     "settings from (see grokbook.tuning). Cells already in the table are "
                     "skipped, so a killed run resumes.")
     u.add_argument("--profile", action="append", choices=["ci", "book"],
                    help="ci or book; repeat for both (default: both)")
-    u.add_argument("--chapter", action="append", choices=["transfer", "cross", "neuralgrok"],
-                   help="transfer (ch. 4), cross (ch. 5) or neuralgrok (ch. 6); repeat "
-                        "(default: all)")
+    u.add_argument("--chapter", action="append",
+                   choices=["transfer", "cross", "neuralgrok", "shootout"],
+                   help="transfer (ch. 4), cross (ch. 5), neuralgrok (ch. 6) or shootout "
+                        "(ch. 8); repeat (default: all)")
     u.add_argument("--table", default=None, help="the table to fill (default: the committed "
                    "src/grokbook/data/tuning.csv)")
     _add_dask_options(u)
     u.set_defaults(handler=_tune)
+
+    o = commands.add_parser(
+        "shootout", help="chapter 8's race: every method on every task and seed, into a CSV",
+        description="Train every method of chapter 8 at its tuned setting on every task and "
+                    "seed of a profile, through the run cache, on Dask, and write one row per "
+                    "run (epochs, time gap, seconds and GFLOP to 95%% test) to --out "
+                    "(see grokbook.leaderboard).")
+    o.add_argument("--profile", choices=["ci", "book", "paper"], default="book",
+                   help="ci, book (default) or paper (for a GPU or a cluster)")
+    o.add_argument("--seed-offset", type=int, default=0, help="shift every seed (default 0)")
+    o.add_argument("--out", default="shootout.csv", help="the table (default: shootout.csv)")
+    _add_dask_options(o)
+    o.set_defaults(handler=_shootout)
 
     from grokbook.grids import AXES
 

@@ -36,6 +36,7 @@ METHOD_COLOURS = {
     "GrokFast-EMA": PALETTE[2], "GrokFast-MA": PALETTE[4],
     "random A": PALETTE[7],
     "NeuralGrok": PALETTE[3], "normalised": PALETTE[5], "TensorNorm": PALETTE[5],
+    "wd-only": PALETTE[6], "small-init": "#fbafe4",
 }
 DPI = 150
 
@@ -291,10 +292,13 @@ def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence
     return fig
 
 
-def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test") -> plt.Axes:
+def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test",
+                     intervals: dict | None = None) -> plt.Axes:
     """Every seed of every method (``{method: stats.Censored}``): one dot per seed in the
     method's colour, a seed that never got there drawn at its budget as a triangle pointing
-    right (">N"), the median as a black bar, "k/n reached" at the right edge."""
+    right (">N"), the median as a black bar, "k/n reached" at the right edge; ``intervals``
+    (``{method: (low, high)}``, ``stats.Estimate``s) adds each median's confidence interval as a
+    black line (an end at a censored bound ends in an arrow)."""
     import pandas as pd
     import seaborn as sns
 
@@ -313,6 +317,11 @@ def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test"
         ax.plot([m.value, m.value], [i - 0.35, i + 0.35], color="black", linewidth=2)
         ax.annotate(f"{c.k}/{c.n}", (1.0, i), xycoords=("axes fraction", "data"),
                     xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+        if intervals and order[i] in intervals:
+            low, high = intervals[order[i]]
+            ax.plot([low.value, high.value], [i + 0.42, i + 0.42], color="black", linewidth=1)
+            if high.censored:
+                ax.plot([high.value], [i + 0.42], marker=">", color="black", markersize=4)
     ax.set_xscale("log")
     ax.set_xlabel(label)
     ax.set_ylabel("")
@@ -320,6 +329,39 @@ def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test"
                              markeredgecolor="black", label=text)
             for marker, text in (("o", "reached 95%"), (">", "not within the budget (at it)"))]
     ax.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncols=2)
+    return ax
+
+
+def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
+    """Per method and task of a shoot-out table (``grokbook.leaderboard.per_run``), the median
+    ``unit`` against the median time gap: cost on one axis, the delay it leaves on the other.
+    A filled marker is a median that was observed, an open one a median at the budget (more
+    than half of the seeds never reached 95% test); one marker shape per task."""
+    from grokbook.leaderboard import UNITS, censored_of
+
+    markers = dict(zip(sorted(set(table.task)), "osD^v"))
+    for (task, method), runs in table.groupby(["task", "method"], sort=False):
+        cost, gap = (censored_of(runs, u).median() for u in (unit, "time_gap"))
+        colour = method_colour(method)
+        ax.scatter([gap.value], [cost.value], marker=markers[task], s=45,
+                   facecolor="none" if cost.censored or gap.censored else colour,
+                   edgecolor=colour, linewidth=1.4, zorder=3)
+    ax.set_xlabel(f"median {UNITS['time_gap']}")
+    ax.set_ylabel(f"median {UNITS[unit]}")
+    ax.set_xscale("symlog", linthresh=10)
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "y")
+    ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    methods = list(dict.fromkeys(table.method))
+    keys = [mpl.lines.Line2D([], [], linestyle="none", marker="o", color=method_colour(m),
+                             label=m) for m in methods]
+    from grokbook.tasks import OPERATIONS
+
+    keys += [mpl.lines.Line2D([], [], linestyle="none", marker=mk, color="0.4",
+                              markerfacecolor="none",
+                              label=OPERATIONS[task].formula if task in OPERATIONS else task)
+             for task, mk in markers.items()]
+    ax.legend(handles=keys, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ax
 
 

@@ -41,15 +41,15 @@ COLUMNS = ("profile", "chapter", "task", "method", "lr", "weight_decay", "seed",
            "epoch_95", "seconds_95", "seconds", "weak_epochs", "weak_seconds", "final_train_acc",
            "final_test_acc", "stopped", "torch", "device", "cpu_capability")
 KEY = ("profile", "chapter", "task", "method", "lr", "weight_decay", "seed")
-TUNED_CHAPTERS = ("transfer", "cross", "neuralgrok")
+TUNED_CHAPTERS = ("transfer", "cross", "neuralgrok", "shootout")
 PROFILES = ("ci", "book")  # the paper profile keeps the paper's settings (tuning it needs a GPU)
 BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book"): 1500,
-           ("neuralgrok", "book"): 1000}
+           ("neuralgrok", "book"): 1000, ("shootout", "book"): 1000}
 """Tuning epochs per (chapter, profile). Chapters 5 and 6's ci profiles train the book's
 models on the book's data (fewer seeds, shorter budgets), so they use the book's rows
 (:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (1,440 runs) at 1000 epochs, on one
 CPU core in well under an hour; its race then runs for 1500."""
-TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book"}
+TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book", ("shootout", "ci"): "book"}
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,10 @@ def methods(chapter: str, profile: str) -> dict[tuple[str, str], Any]:
 
         return {(task, name): method for task in TASKS
                 for name, method in P.methods(task).items()}
+    if chapter == "shootout":  # the other methods are chapter 6's, tuned there
+        from grokbook.profiles.shootout import OWN
+
+        return {(task, name): P.method(task, name) for task in P.tasks for name in OWN}
     raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
 
 
@@ -219,11 +223,14 @@ def _scores(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_cell(chapter: str, profile: str, task: str, method: str,
-              table: pd.DataFrame | None = None) -> pd.Series | None:
+              table: pd.DataFrame | None = None,
+              lrs: tuple[float, ...] | None = None) -> pd.Series | None:
     """The :func:`scores` row of the tuned cell of ``method`` on ``task``: the lowest censored
     median epochs (a median on a never-run ranks last), ties broken by the mean, then the
-    smaller weight decay and learning rate. None for the paper profile, which keeps the paper's
-    settings; an error when the table lacks part of the grid (run ``grokbook tune``)."""
+    smaller weight decay and learning rate. ``lrs`` restricts the choice to those learning rates
+    of the grid (chapter 8's "wd-only": plain training's best weight decay at its default
+    learning rate). None for the paper profile, which keeps the paper's settings; an error
+    when the table lacks part of the grid (run ``grokbook tune``)."""
     if profile not in PROFILES:
         return None
     s = scores(table)
@@ -233,14 +240,19 @@ def best_cell(chapter: str, profile: str, task: str, method: str,
         raise ValueError(f"the tuning table lacks cells of {method} on {task} ({chapter}, "
                          f"profile {profile}): run `grokbook tune --profile "
                          f"{table_profile(chapter, profile)} --chapter {chapter}`")
+    if lrs is not None:
+        if not lrs or any(lr not in LRS for lr in lrs):
+            raise ValueError(f"lrs must be learning rates of the grid {LRS}, got {lrs!r}")
+        s = s[s.lr.isin(lrs)]
     s = s.assign(rank=s["median"].where(~s["censored"], math.inf))
     return s.sort_values(["rank", "mean", "weight_decay", "lr"]).iloc[0]
 
 
 def best(chapter: str, profile: str, task: str, method: str,
-         table: pd.DataFrame | None = None) -> tuple[float, float] | None:
+         table: pd.DataFrame | None = None,
+         lrs: tuple[float, ...] | None = None) -> tuple[float, float] | None:
     """The tuned (lr, weight_decay) of ``method`` on ``task`` (see :func:`best_cell`)."""
-    row = best_cell(chapter, profile, task, method, table)
+    row = best_cell(chapter, profile, task, method, table, lrs)
     return None if row is None else (float(row.lr), float(row.weight_decay))
 
 

@@ -627,3 +627,70 @@ class ProgressScrubber(Explorer):
 def progress_scrubber(profile, initial: dict[int, History]):
     """The chapter-7 widget (:class:`ProgressScrubber`), ready to display."""
     return ProgressScrubber(profile, initial).widget()
+
+
+class LeaderboardExplorer(Explorer):
+    """Chapter 8: re-rank the shoot-out by another unit, task or confidence level: the ranked
+    strip plot of every seed and the leaderboard redraw at once. ``initial``: the race's
+    table (``grokbook.leaderboard.per_run``); nothing trains here."""
+
+    figsize = (8.0, 3.6)
+
+    def __init__(self, profile: Any, initial):
+        if initial is None or len(initial) == 0:
+            raise ValueError("initial must be the shoot-out's table of runs, got none")
+        self.table = initial
+        super().__init__(profile, None)
+        for control in self.controls.values():
+            control.observe(lambda _change: self.click(), names="value")
+        self.click()
+
+    def make_controls(self) -> dict:
+        import ipywidgets as w
+
+        from grokbook.leaderboard import UNITS
+
+        tasks = list(dict.fromkeys(self.table.task))
+        return {
+            "task": _slider(w.Dropdown, "task", options=tasks, value=tasks[0]),
+            "unit": _slider(w.Dropdown, "ranked by",
+                            options=[(label, unit) for unit, label in UNITS.items()],
+                            value="gflop"),
+            "confidence": _slider(w.SelectionSlider, "interval",
+                                  options=[0.5, 0.8, 0.9, 0.95, 0.99], value=0.95),
+        }
+
+    def run(self, values: dict[str, Any]):
+        from grokbook.leaderboard import board
+
+        rows = self.table[self.table.task == values["task"]]
+        return rows, values["unit"], board(rows, values["unit"], values["confidence"])
+
+    def plot(self, result) -> plt.Figure:
+        from grokbook.leaderboard import UNITS, censored_of
+        from grokbook.plots import plain_log_ticks, plot_seed_epochs
+
+        rows, unit, ranked = result
+        order = list(ranked.index)
+        data = {m: censored_of(rows[rows.method == m], unit) for m in order}
+        spans = {m: (ranked.loc[m, "low"], ranked.loc[m, "high"]) for m in order}
+        fig, ax = plt.subplots(figsize=self.figsize, layout="constrained")
+        plot_seed_epochs(ax, data, UNITS[unit], intervals=spans)
+        plain_log_ticks(ax, "x")
+        ax.set_title(f"{rows.task.iloc[0]}, ranked by {UNITS[unit]}")
+        return fig
+
+    def describe(self, result) -> str:
+        _rows, _unit, ranked = result
+        firsts = list(ranked.index[ranked["rank"] == 1])
+        return f"rank 1: {', '.join(firsts)}"
+
+    def widget(self):
+        import ipywidgets as w
+
+        return w.VBox([w.VBox(list(self.controls.values())), self.status, self.figure])
+
+
+def leaderboard_explorer(profile, initial):
+    """The chapter-8 widget (:class:`LeaderboardExplorer`), ready to display."""
+    return LeaderboardExplorer(profile, initial).widget()

@@ -21,7 +21,8 @@ import os
 from typing import Any
 
 PROFILE_NAMES = ("ci", "book", "paper")
-CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross", "neuralgrok", "progress")
+CHAPTERS = ("grokking", "embeddings", "xor", "transfer", "cross", "neuralgrok", "progress",
+            "shootout")
 
 
 def resolve(profile: str | None = None) -> str:

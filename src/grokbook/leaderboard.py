@@ -1,0 +1,256 @@
+"""Methods side by side over seeds: what each run cost, an interval per method, a ranking.
+
+A race (``grokbook.experiments.race``) gives every method the same seeds. :func:`per_run` turns
+its runs into one tidy table, a row per (method, seed), with the cost of reaching 95% test
+accuracy in four units: epochs, the time gap (epochs from 95% train to 95% test), wall seconds
+and GFLOP (PyTorch's count, :func:`epoch_flops`), GrokTransfer's weak
+model included in seconds and GFLOP. A run that never got there is censored at its budget
+(``grokbook.stats``): each unit has a value column (NaN for such a run) and a ``*_budget``
+column.
+
+:func:`board` ranks the methods by the median of one unit, with a bootstrap confidence interval
+of that median (:func:`median_interval`). Ranks are honest about the seeds: a
+method's rank is one plus the number of methods whose whole interval lies below its own, so
+methods whose intervals overlap share a rank.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from grokbook.checks import check_int
+from grokbook.config import RunCfg
+from grokbook.experiments import (
+    GrokTransfer,
+    Method,
+    build_model,
+    make_data,
+    make_transform,
+    train_options,
+)
+from grokbook.files import atomic_write_bytes
+from grokbook.stats import Censored, Estimate, surely_less, time_gaps
+from grokbook.train import train
+from grokbook.transfer import weak_embedding
+
+COMMITTED = Path(str(resources.files("grokbook") / "data" / "shootout_book.csv"))
+"""The book profile's shoot-out table, made by ``grokbook shootout --profile book``."""
+UNITS = {"epochs": "epochs to 95% test", "time_gap": "time gap (epochs)",
+         "seconds": "seconds to 95% test", "gflop": "GFLOP to 95% test"}
+"""The units of cost, as :func:`per_run` names its columns, with their axis labels."""
+
+
+# ---- what a run costs, and the interval of a median ------------------------------------------
+
+def epoch_flops(method: Method, seed: int = 0) -> tuple[float, float]:
+    """FLOPs of one training epoch of ``method``, counted by PyTorch's ``FlopCounterMode``
+    (matrix products, forward and backward, the gradient transform's included: NeuralGrok's
+    amplifier and its meta step every ``meta_every`` steps, on average): ``(the run's, its weak
+    model's)``, the second 0 for a method without one. Counted as the difference between two
+    short runs of ``k`` and ``2k`` epochs that evaluate only at their ends, so evaluations
+    cancel out; full batch (one step per epoch). Element-wise work (AdamW, GrokFast's filters,
+    ReLU) is not counted."""
+    def per_epoch(cfg: RunCfg, a: torch.Tensor | None = None) -> float:
+        period = getattr(cfg.grad_transform, "meta_every", 1)
+        counts = []
+        for epochs in (period, 2 * period):
+            model = build_model(cfg, seed, a)
+            data, transform = make_transform(cfg, make_data(cfg.data, seed), seed)
+            options = {**train_options(cfg), "epochs": epochs, "eval_every": epochs,
+                       "stop_acc": None, "stop_patience": 1}
+            with FlopCounterMode(display=False) as counter:
+                train(model, data, grad_transform=transform, progress=False, **options)
+            counts.append(counter.get_total_flops())
+        return (counts[1] - counts[0]) / period
+
+    if isinstance(method, GrokTransfer):
+        weak = build_model(method.weak, seed)
+        return per_epoch(method.target, weak_embedding(weak)), per_epoch(method.weak)
+    if not isinstance(method, RunCfg):
+        raise ValueError(f"method must be a RunCfg or a GrokTransfer, got a "
+                         f"{type(method).__name__}")
+    return per_epoch(method), 0.0
+
+
+def median_interval(data: Censored, confidence: float = 0.95, resamples: int = 2000,
+                    seed: int = 0) -> tuple[Estimate, Estimate]:
+    """A bootstrap confidence interval of the median over seeds (scipy's percentile bootstrap,
+    ``resamples`` draws from ``seed``: the same data give the same interval). A run that never
+    got there stands for "more than its budget": an end of the interval that lands on such a
+    run is reported as ``> budget`` (censored), never as a number it did not reach."""
+    from scipy.stats import bootstrap
+
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    check_int("resamples", resamples, 100)
+    ceiling = max(data.budgets)
+    # Never-runs take a value above every observation, so a median or quantile that touches
+    # one lands above the largest budget and reads back as censored.
+    beyond = 2 * ceiling + 1
+    values = np.array([beyond if v is None else float(v) for v in data.values])
+    if data.n == 1 or np.all(values == values[0]):
+        ends = (float(values[0]), float(values[0]))
+    else:
+        result = bootstrap((values,), np.median, confidence_level=confidence,
+                           n_resamples=resamples, method="percentile",
+                           rng=np.random.default_rng(seed))
+        ends = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+    return tuple(Estimate(ceiling, True) if end > ceiling else Estimate(end)  # type: ignore
+                 for end in ends)
+
+
+# ---- the table of runs -----------------------------------------------------------------------
+
+def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
+    """One row of :func:`per_run` for one Run of ``method`` on ``task``."""
+    run_flops, weak_flops = flops
+    h = run.history
+    epoch = h.first_epoch()
+    gaps = time_gaps([h])
+    weak = run.weak.history if run.weak is not None else None
+    weak_steps = 0 if weak is None else weak.config.get("steps", weak.epoch[-1])
+    weak_gflop = weak_flops * weak_steps / 1e9
+    return {"task": task, "method": method, "seed": run.seed, "reached": epoch is not None,
+            "epochs": epoch, "epochs_budget": h.budget,
+            "time_gap": gaps.values[0], "time_gap_budget": gaps.budgets[0],
+            "seconds": run.cost_seconds,
+            "seconds_budget": h.seconds + (weak.seconds if weak is not None else 0.0),
+            "gflop": None if epoch is None else run_flops * epoch / 1e9 + weak_gflop,
+            "gflop_budget": run_flops * h.budget / 1e9 + weak_gflop, "weak_gflop": weak_gflop}
+
+
+def _typed(rows: list[dict]) -> pd.DataFrame:
+    """Rows as a table with fixed types, the same whether built here or read from a CSV."""
+    types = {"task": str, "method": str, "seed": int, "reached": bool, "weak_gflop": float,
+             **{u: float for u in UNITS}, **{f"{u}_budget": float for u in UNITS}}
+    return pd.DataFrame(rows, columns=COLUMNS).astype(types)
+
+
+COLUMNS = ("task", "method", "seed", "reached", "epochs", "epochs_budget", "time_gap",
+           "time_gap_budget", "seconds", "seconds_budget", "gflop", "gflop_budget",
+           "weak_gflop")
+
+
+def per_run(runs: Mapping[str, Sequence], flops: Mapping[str, tuple[float, float]],
+            task: str = "") -> pd.DataFrame:
+    """One row per (method, seed) of ``runs`` (``{method: [Run per seed]}``): ``reached``,
+    then per unit of :data:`UNITS` its value (NaN if the run never reached 95% test) and
+    ``<unit>_budget`` (the value it is censored at). ``flops[method]`` is
+    :func:`epoch_flops`'s ``(run, weak model)`` FLOPs per epoch."""
+    missing = sorted(set(runs) - set(flops))
+    if missing:
+        raise ValueError(f"flops lacks the methods {missing}: give epoch_flops for each")
+    return _typed([run_row(run, flops[method], task, method)
+                   for method, method_runs in runs.items() for run in method_runs])
+
+
+def _shootout_cell(cell: tuple) -> dict:
+    """Train (or load from the run cache) one (task, method, seed) of the shoot-out."""
+    from grokbook.experiments import run_method
+
+    task, name, method, seed, flops = cell
+    run = run_method(method, seed, desc=f"{task} {name}", progress=False)
+    return run_row(run, flops, task, name)
+
+
+def shootout_table(P, *, workers: int | None = 0, scheduler: str | None = None,
+                   progress: bool | None = None) -> pd.DataFrame:
+    """Chapter 8's race as one tidy table (:func:`per_run`'s columns): every method of the
+    shoot-out profile ``P`` on every task and seed, each run through the run cache.
+    ``workers=0`` trains in this process, one run after another; ``workers=N`` on a Dask
+    ``LocalCluster`` of N one-thread processes, ``scheduler`` on an existing Dask cluster
+    (``grokbook.sweep``). A run that fails is an error naming it."""
+    from grokbook.profiles.shootout import METHODS
+    from grokbook.sweep import CellError, map_cells
+
+    flops = {(t, m): epoch_flops(P.method(t, m), P.seeds[0]) for t in P.tasks for m in METHODS}
+    cells = [(t, m, P.method(t, m), s, flops[(t, m)])
+             for t in P.tasks for m in METHODS for s in P.seeds]
+    rows = map_cells(_shootout_cell, cells, workers=workers, scheduler=scheduler,
+                     progress=progress, desc="shoot-out runs")
+    failed = [r for r in rows if isinstance(r, CellError)]
+    if failed:
+        raise ValueError(f"{len(failed)} shoot-out runs failed; the first: {failed[0]}")
+    return _typed(rows)
+
+
+def write(table: pd.DataFrame, path, command: str = ""):
+    """Write a shoot-out table atomically as CSV, the command that made it on top."""
+    text = io.StringIO()
+    text.write("# Shoot-out runs of grokbook (see grokbook.leaderboard).\n")
+    if command:
+        text.write(f"# made by: {command}\n")
+    table.to_csv(text, index=False, float_format="%.6g")
+    return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def read(path) -> pd.DataFrame:
+    """A shoot-out table written by :func:`write`, validated: its columns, one row per
+    (task, method, seed)."""
+    table = pd.read_csv(path, comment="#")
+    missing = sorted(set(COLUMNS) - set(table.columns))
+    if missing:
+        raise ValueError(f"{path}: not a shoot-out table, columns {missing} are missing")
+    if table.duplicated(["task", "method", "seed"]).any():
+        raise ValueError(f"{path}: a (task, method, seed) appears twice")
+    return _typed(table[list(COLUMNS)].to_dict("records"))
+
+
+def censored_of(table: pd.DataFrame, unit: str) -> Censored:
+    """The ``unit`` column of ``table``'s rows as censored data (see ``grokbook.stats``)."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    if table.empty:
+        raise ValueError("no runs to summarise")
+    return Censored(tuple(None if np.isnan(v) else float(v) for v in table[unit]),
+                    tuple(float(b) for b in table[f"{unit}_budget"]))
+
+
+def board(table: pd.DataFrame, unit: str = "gflop", confidence: float = 0.95,
+          seed: int = 0) -> pd.DataFrame:
+    """Per method of ``table`` (:func:`per_run`'s, one task): ``k`` of ``n`` seeds that reached
+    95% test, the ``median`` of ``unit`` with its bootstrap interval (``low``, ``high``, all
+    :class:`~grokbook.stats.Estimate`), and ``rank``: one plus the number of methods whose
+    interval lies wholly below this one's. Sorted by rank, then median."""
+    if table["task"].nunique() > 1:
+        raise ValueError("board ranks the methods of one task: select one task's rows first")
+    rows = {}
+    for method, runs in table.groupby("method", sort=False):
+        data = censored_of(runs, unit)
+        low, high = median_interval(data, confidence, seed=seed)
+        rows[method] = {"k": data.k, "n": data.n, "median": data.median(), "low": low,
+                        "high": high}
+    for method, row in rows.items():
+        row["rank"] = 1 + sum(surely_less(other["high"], row["low"])
+                              for name, other in rows.items() if name != method)
+    out = pd.DataFrame.from_dict(rows, orient="index").rename_axis("method")
+    order = sorted(out.index, key=lambda m: (out.loc[m, "rank"], _sort_key(out.loc[m, "median"])))
+    return out.loc[order]
+
+
+def _sort_key(estimate: Estimate) -> tuple[bool, float]:
+    return estimate.censored, estimate.value
+
+
+def shown(board_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """``board_`` for reading: "k of n", the median and its interval as text."""
+
+    def text(e: Estimate) -> str:
+        value = f"{e.value:.{digits}g}" if e.value < 10**digits else f"{e.value:.0f}"
+        return f">{value}" if e.censored else value
+
+    return pd.DataFrame({
+        "rank": board_["rank"],
+        "reached 95%": [f"{k} of {n}" for k, n in zip(board_["k"], board_["n"])],
+        "median": [text(e) for e in board_["median"]],
+        "95% interval": [f"{text(lo)} to {text(hi)}"
+                         for lo, hi in zip(board_["low"], board_["high"])]},
+        index=board_.index)

@@ -1,0 +1,233 @@
+"""Chapter 8's shoot-out: its methods and their tuned settings, the bootstrap interval of a
+censored median, the leaderboard's ranks with ties, the per-run table in four units, its CSV
+round trip, FLOPs per epoch, and a small race end to end."""
+
+import dataclasses
+import math
+
+import pandas as pd
+import pytest
+
+from grokbook import experiments, leaderboard, profiles, stats, tuning
+from grokbook.bench import step_flops
+from grokbook.config import FNNCfg, GrokFastCfg, replace
+from grokbook.history import History
+from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
+from grokbook.profiles.shootout import DEFAULT_LR, METHODS, OWN, SHARED, SMALL_INIT
+
+# ---- the profile -----------------------------------------------------------------------------
+
+def test_every_method_is_chapter_6s_run_changed_in_one_place():
+    P = profiles.load("shootout", "book", tuned=False)
+    for task in P.tasks:
+        methods = P.methods(task)
+        assert tuple(methods) == METHODS
+        base = replace(P.base.run, data__op=task)
+        assert methods["plain"] == base
+        assert methods["wd-only"].optim.lr == DEFAULT_LR
+        assert methods["small-init"].model.init_scale == SMALL_INIT
+        assert methods["small-init"].model.d_embed == base.model.d_embed
+        kinds = {n: type(methods[n].grad_transform) for n in SHARED}
+        assert kinds == {"plain": type(None), "GrokFast-EMA": GrokFastCfg,
+                         "GrokFast-MA": GrokFastCfg, "TensorNorm": TensorNormCfg,
+                         "NeuralGrok": NeuralGrokCfg}
+        transfer = methods["GrokTransfer"]
+        assert isinstance(transfer, experiments.GrokTransfer)
+        assert transfer.target == base and transfer.weak.data == base.data
+        assert isinstance(transfer.weak.model, FNNCfg) and transfer.weak.budget.stop_acc == 0.5
+    assert P.method("mul", "GrokTransfer").weak.model.d_embed == 8
+
+
+def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
+    for name in ("ci", "book"):
+        P = profiles.load("shootout", name)
+        ch6 = profiles.load("neuralgrok", name)
+        for task in P.tasks:
+            for method in SHARED:
+                assert P.method(task, method).optim == ch6.method(task, method).optim
+            for method in OWN:
+                run = getattr(P.method(task, method), "target", P.method(task, method))
+                assert (run.optim.lr, run.optim.weight_decay) == tuning.best(
+                    "shootout", name, task, method)
+            wd_only = P.method(task, "wd-only").optim
+            assert wd_only.lr == DEFAULT_LR
+            assert (DEFAULT_LR, wd_only.weight_decay) == tuning.best(
+                "neuralgrok", name, task, "plain", lrs=(DEFAULT_LR,))
+    assert tuning.table_profile("shootout", "ci") == "book"
+    paper = profiles.load("shootout", "paper")
+    assert paper.tuned_optim == () and paper.base.run.model.kind == "transformer"
+
+
+def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
+    cells = tuning.cells(("book",), ("shootout",))
+    assert {c.method for c in cells} == set(OWN)
+    assert len(cells) == len(OWN) * 3 * len(tuning.LRS) * len(tuning.WEIGHT_DECAYS) * 3
+    assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
+
+
+def test_restricting_the_learning_rate_must_stay_on_the_grid():
+    with pytest.raises(ValueError, match="lrs must be learning rates of the grid"):
+        tuning.best("neuralgrok", "book", "add", "plain", lrs=(0.5,))
+    with pytest.raises(ValueError, match="lrs"):
+        tuning.best("neuralgrok", "book", "add", "plain", lrs=())
+
+
+def test_bad_names_are_clear_errors_and_seeds_shift():
+    P = profiles.load("shootout", "ci", seed_offset=7)
+    assert P.seeds == tuple(range(7, 12))
+    with pytest.raises(ValueError, match="unknown method 'Adam'"):
+        P.method("add", "Adam")
+    with pytest.raises(ValueError, match="unknown task 'div'"):
+        P.method("div", "plain")
+
+
+# ---- statistics --------------------------------------------------------------------------------
+
+def test_median_interval_is_seeded_and_censored_where_never_runs_reach():
+    data = stats.Censored((100, 120, 130, None, 110, 140, None, 90), (1000,) * 8)
+    low, high = leaderboard.median_interval(data)
+    assert leaderboard.median_interval(data) == (low, high)  # the same draws every time
+    assert not low.censored and 90 <= low.value <= 120
+    assert high.censored and high.value == 1000  # half the resamples can land on never-runs
+    observed = stats.Censored((100, 110, 120, 130, 140), (1000,) * 5)
+    low, high = leaderboard.median_interval(observed)
+    assert not high.censored and 100 <= low.value <= 120 <= high.value <= 140
+    same = leaderboard.median_interval(stats.Censored((7, 7, 7), (10,) * 3))
+    assert same == (stats.Estimate(7.0), stats.Estimate(7.0))
+    never = leaderboard.median_interval(stats.Censored((None, None), (10, 10)))
+    assert never == (stats.Estimate(10, True), stats.Estimate(10, True))
+    with pytest.raises(ValueError, match="confidence"):
+        leaderboard.median_interval(data, confidence=1.5)
+    with pytest.raises(ValueError, match="resamples"):
+        leaderboard.median_interval(data, resamples=10)
+
+
+def _table(values: dict[str, list], budget=1000.0, task="add") -> pd.DataFrame:
+    rows = []
+    for method, epochs in values.items():
+        for seed, e in enumerate(epochs):
+            row = {"task": task, "method": method, "seed": seed, "reached": e is not None,
+                   "weak_gflop": 0.0}
+            for unit in leaderboard.UNITS:
+                row[unit], row[f"{unit}_budget"] = e, budget
+            rows.append(row)
+    return leaderboard._typed(rows)
+
+
+def test_ranks_are_shared_where_intervals_overlap():
+    table = _table({"fast": [10, 11, 12, 13, 14, 10, 12, 11],
+                    "close": [11, 12, 13, 14, 15, 12, 13, 12],
+                    "slow": [100, 110, 120, 130, 140, 105, 115, 125],
+                    "never": [None] * 8})
+    ranked = leaderboard.board(table, "epochs")
+    assert list(ranked.index) == ["fast", "close", "slow", "never"]
+    assert list(ranked["rank"]) == [1, 1, 3, 4]
+    assert ranked.loc["never", "median"] == stats.Estimate(1000.0, True)
+    assert ranked.loc["fast", "k"] == 8 and ranked.loc["never", "k"] == 0
+    shown = leaderboard.shown(ranked)
+    assert shown.loc["never", "median"] == ">1000"
+    assert shown.loc["slow", "reached 95%"] == "8 of 8"
+
+
+def test_board_refuses_mixed_tasks_and_unknown_units():
+    table = pd.concat([_table({"a": [1, 2]}), _table({"a": [1, 2]}, task="mul")])
+    with pytest.raises(ValueError, match="one task"):
+        leaderboard.board(table)
+    with pytest.raises(ValueError, match="unit must be one of"):
+        leaderboard.board(_table({"a": [1, 2]}), "minutes")
+
+
+def _run(epochs_to_95, budget=100, weak=None, seed=0):
+    h = History(config={"epochs": budget})
+    for epoch in range(0, budget + 1, 10):
+        test = 1.0 if epochs_to_95 is not None and epoch >= epochs_to_95 else 0.1
+        h.append(epoch, 0.1, 1.0 if epoch >= 10 else 0.5, 1.0, test, 1.0)
+    h.seconds = budget / 10
+    return experiments.Run(None, seed, h, None, "key", weak=weak)
+
+
+def test_per_run_counts_four_units_and_the_weak_models_cost():
+    weak = _run(None, budget=40)
+    weak.history.config["steps"] = 40
+    runs = {"plain": [_run(50), _run(None, seed=1)], "GrokTransfer": [_run(20, weak=weak)]}
+    flops = {"plain": (1e9, 0.0), "GrokTransfer": (1e9, 0.5e9)}
+    table = leaderboard.per_run(runs, flops, "add")
+    plain, never, transfer = (table.iloc[i] for i in range(3))
+    assert (plain.epochs, plain.time_gap, plain.gflop) == (50, 40, 50)
+    assert not never.reached
+    assert math.isnan(never.epochs) and never.epochs_budget == 100
+    assert never.gflop_budget == 100 and math.isnan(never.gflop)
+    assert transfer.weak_gflop == 20 and transfer.gflop == 20 + 20
+    assert transfer.seconds_budget == 10 + 4
+    with pytest.raises(ValueError, match="flops lacks"):
+        leaderboard.per_run(runs, {"plain": (1.0, 0.0)})
+
+
+def test_tables_round_trip_through_csv_and_bad_ones_are_refused(tmp_path):
+    table = _table({"a": [10, None, 30], "b": [1, 2, 3]})
+    path = leaderboard.write(table, tmp_path / "s.csv", "grokbook shootout --profile ci")
+    assert path.read_text().splitlines()[1] == "# made by: grokbook shootout --profile ci"
+    pd.testing.assert_frame_equal(leaderboard.read(path), table)
+    table.drop(columns=["gflop"]).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(ValueError, match="gflop"):
+        leaderboard.read(tmp_path / "bad.csv")
+    pd.concat([table, table]).to_csv(tmp_path / "twice.csv", index=False)
+    with pytest.raises(ValueError, match="appears twice"):
+        leaderboard.read(tmp_path / "twice.csv")
+
+
+def test_the_committed_table_is_the_book_race():
+    committed = leaderboard.read(leaderboard.COMMITTED)
+    P = profiles.load("shootout", "book")
+    assert set(committed.task) == set(P.tasks) and set(committed.method) == set(METHODS)
+    assert sorted(set(committed.seed)) == list(P.seeds)
+    assert len(committed) == len(P.tasks) * len(METHODS) * len(P.seeds)
+
+
+# ---- FLOPs and a race --------------------------------------------------------------------------
+
+def test_epoch_flops_is_one_full_batch_step_and_counts_the_weak_model():
+    P = profiles.load("shootout", "ci")
+    plain = P.method("add", "plain")
+    model = experiments.build_model(plain, 0)
+    data = experiments.make_data(plain.data, 0)
+    assert leaderboard.epoch_flops(plain) == (step_flops(model, data), 0.0)
+    run_flops, weak_flops = leaderboard.epoch_flops(P.method("add", "GrokTransfer"))
+    assert run_flops > step_flops(model, data)  # A @ B costs a product more
+    assert 0 < weak_flops < run_flops / 5
+    ng, _ = leaderboard.epoch_flops(P.method("add", "NeuralGrok"))
+    assert ng > 0.9 * step_flops(model, data)  # a smaller inner split, plus the amplifier
+    with pytest.raises(ValueError, match="RunCfg or a GrokTransfer"):
+        leaderboard.epoch_flops("plain")
+
+
+def test_a_small_race_end_to_end(monkeypatch):
+    monkeypatch.setenv("GROKBOOK_CACHE", "off")
+    P = profiles.load("shootout", "ci")
+    short = dataclasses.replace(P, seeds=(0, 1), base=replace(P.base, run=replace(
+        P.base.run, budget__epochs=30)))
+    table = leaderboard.shootout_table(short, progress=False)
+    assert len(table) == len(METHODS) * 2
+    assert set(table.method) == set(METHODS) and set(table.seed) == {0, 1}
+    assert (table.epochs_budget == 30).all()
+    transfer = table[table.method == "GrokTransfer"]
+    assert (transfer.weak_gflop > 0).all() and (table[table.method == "plain"].weak_gflop
+                                                == 0).all()
+    again = leaderboard.shootout_table(short, progress=False)
+    pd.testing.assert_frame_equal(table.drop(columns=["seconds", "seconds_budget"]),
+                                  again.drop(columns=["seconds", "seconds_budget"]))
+    ranked = leaderboard.board(table, "epochs")
+    assert set(ranked.index) == set(METHODS) and ranked["rank"].min() == 1
+
+
+def test_the_leaderboard_widget_reranks_without_training():
+    pytest.importorskip("ipywidgets")
+    from grokbook.widgets import LeaderboardExplorer
+
+    table = _table({"fast": [10, 11, 12], "slow": [100, 110, None]})
+    explorer = LeaderboardExplorer(None, table)
+    assert "rank 1: fast" in explorer.status.value
+    explorer.controls["unit"].value = "time_gap"
+    assert "rank 1" in explorer.status.value
+    with pytest.raises(ValueError, match="table of runs"):
+        LeaderboardExplorer(None, table.iloc[:0])
