@@ -1,7 +1,7 @@
 """Chapter 6, "Learning how to step": NeuralGrok against plain training, GrokFast and the
 per-tensor normalisation ablation.
 
-ci and book: the book's FNN (learned embedding d_embed 16, two hidden layers of width 64;
+ci and book: the book's FNN (learned embedding d_embed 16, one hidden layer of width 64;
 about 6,800 weights) on the paper's Table 1 operations a+b, a-b, a*b and a^2-b mod 59 with
 half of the table for training (all four tuned, :data:`TASKS`; the race runs a+b, a-b and a*b:
 on a^2-b no method reached 95% test within the tuning budget in any cell of the grid on the

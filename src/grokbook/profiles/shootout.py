@@ -1,7 +1,7 @@
 """Chapter 8, "The shoot-out": every way to remove the delay, on the same tasks, seeds and grid.
 
 The tasks and the network are chapter 6's (``profiles/neuralgrok.py``): the book's FNN
-(learned embedding d_embed 16, two hidden layers of width 64) on a+b, a-b and a*b mod 59 with
+(learned embedding d_embed 16, one hidden layer of width 64) on a+b, a-b and a*b mod 59 with
 half of the table for training, full-batch AdamW, a budget in epochs. The methods:
 
 - ``plain``: plain training at its tuned (lr, weight decay);
