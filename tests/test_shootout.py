@@ -231,3 +231,30 @@ def test_the_leaderboard_widget_reranks_without_training():
     assert "rank 1" in explorer.status.value
     with pytest.raises(ValueError, match="table of runs"):
         LeaderboardExplorer(None, table.iloc[:0])
+
+
+def test_the_shootout_command_writes_the_table_with_the_command_on_top(tmp_path, monkeypatch,
+                                                                      capsys):
+    from grokbook import cli
+
+    seen = {}
+
+    def fake_table(P, *, workers, scheduler, progress):
+        seen.update(name=P.name, seeds=P.seeds, workers=workers, scheduler=scheduler)
+        return _table({"plain": [10, 20], "wd-only": [None, 40]})
+
+    real_table = leaderboard.shootout_table
+    monkeypatch.setattr(leaderboard, "shootout_table", fake_table)
+    out = tmp_path / "race.csv"
+    assert cli.main(["shootout", "--profile", "ci", "--seed-offset", "7", "--workers", "0",
+                     "--quiet", "--out", str(out)]) == 0
+    assert seen == {"name": "ci", "seeds": tuple(range(7, 12)), "workers": 0,
+                    "scheduler": None}
+    assert "# made by: grokbook shootout --profile ci --seed-offset 7" in out.read_text()
+    assert len(leaderboard.read(out)) == 4 and "4 runs" in capsys.readouterr().out
+    # The real race: a bad scheduler is refused before any run trains.
+    monkeypatch.setattr(leaderboard, "shootout_table", real_table)
+    assert cli.main(["shootout", "--profile", "ci", "--scheduler", "localhost:8786",
+                     "--quiet", "--out", str(tmp_path / "never.csv")]) == 2
+    assert "scheduler must be a Dask address" in capsys.readouterr().err
+    assert not (tmp_path / "never.csv").exists()
