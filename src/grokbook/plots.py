@@ -332,6 +332,19 @@ def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test"
     return ax
 
 
+def plot_ranked(ax: plt.Axes, rows, ranked, unit: str = "gflop") -> plt.Axes:
+    """One task of a shoot-out table (``grokbook.leaderboard.per_run``) in the order of its
+    leaderboard ``ranked`` (``leaderboard.board``): every seed's ``unit``, the median and its
+    bootstrap interval (:func:`plot_seed_epochs`), on plain log ticks."""
+    from grokbook.leaderboard import UNITS, censored_of
+
+    order = list(ranked.index)
+    data = {m: censored_of(rows[rows.method == m], unit) for m in order}
+    spans = {m: (ranked.loc[m, "low"], ranked.loc[m, "high"]) for m in order}
+    plot_seed_epochs(ax, data, UNITS[unit], intervals=spans)
+    return plain_log_ticks(ax, "x")
+
+
 def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
     """Per method and task of a shoot-out table (``grokbook.leaderboard.per_run``), the median
     ``unit`` against the median time gap: cost on one axis, the delay it leaves on the other.

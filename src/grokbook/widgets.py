@@ -667,16 +667,12 @@ class LeaderboardExplorer(Explorer):
         return rows, values["unit"], board(rows, values["unit"], values["confidence"])
 
     def plot(self, result) -> plt.Figure:
-        from grokbook.leaderboard import UNITS, censored_of
-        from grokbook.plots import plain_log_ticks, plot_seed_epochs
+        from grokbook.leaderboard import UNITS
+        from grokbook.plots import plot_ranked
 
         rows, unit, ranked = result
-        order = list(ranked.index)
-        data = {m: censored_of(rows[rows.method == m], unit) for m in order}
-        spans = {m: (ranked.loc[m, "low"], ranked.loc[m, "high"]) for m in order}
         fig, ax = plt.subplots(figsize=self.figsize, layout="constrained")
-        plot_seed_epochs(ax, data, UNITS[unit], intervals=spans)
-        plain_log_ticks(ax, "x")
+        plot_ranked(ax, rows, ranked, unit)
         ax.set_title(f"{rows.task.iloc[0]}, ranked by {UNITS[unit]}")
         return fig
 
