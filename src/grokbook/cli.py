@@ -255,6 +255,21 @@ def _shootout(args: argparse.Namespace) -> int:
     return 0
 
 
+def _regime(args: argparse.Namespace) -> int:
+    from grokbook import regime
+
+    P = profiles.load("transfer", args.profile, args.seed_offset)
+    table = regime.regime_table(P, workers=args.workers, scheduler=args.scheduler,
+                                progress=not args.quiet)
+    command = f"grokbook regime --profile {P.name}" + (
+        f" --seed-offset {args.seed_offset}" if args.seed_offset else "")
+    out = regime.write(table, args.out, command)
+    cells = len(P.regime["ps"]) * len(P.regime["fracs"])
+    print(f"{out}: {len(table)} runs ({cells} cells of p x train fraction, "
+          f"{(table.role == 'reported').sum()} reported)")
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from grokbook import grids
 
@@ -419,6 +434,21 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--out", default="shootout.csv", help="the table (default: shootout.csv)")
     _add_dask_options(o)
     o.set_defaults(handler=_shootout)
+
+    r = commands.add_parser(
+        "regime", help="chapter 4's regime map: GrokTransfer against scratch over p and the "
+                       "train fraction, into a CSV",
+        description="In every cell of the profile's grid of primes x training fractions, "
+                    "re-tune scratch training and GrokTransfer among their best settings of "
+                    "chapter 4's tuning table (tuning seeds), then train each at its best "
+                    "from the reported seeds, through the run cache, on Dask, and write one "
+                    "row per run to --out (see grokbook.regime).")
+    r.add_argument("--profile", choices=["ci", "book", "paper"], default="book",
+                   help="ci, book (default) or paper (for a GPU or a cluster)")
+    r.add_argument("--seed-offset", type=int, default=0, help="shift every seed (default 0)")
+    r.add_argument("--out", default="regime.csv", help="the table (default: regime.csv)")
+    _add_dask_options(r)
+    r.set_defaults(handler=_regime)
 
     from grokbook.grids import AXES
 

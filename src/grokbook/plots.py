@@ -378,6 +378,86 @@ def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
     return ax
 
 
+def plot_regime(ax: plt.Axes, summary, unit: str = "seconds") -> plt.Axes:
+    """Chapter 4's regime map (``grokbook.regime.summary`` in ``unit``): one cell per (train
+    fraction, p), coloured by log2 of scratch's median cost over GrokTransfer's (blue:
+    GrokTransfer cheaper, red: scratch cheaper, white: equal), written as the ratio ("≥" or
+    "≤" where a median is censored and the ratio only a bound) over "k/n" seeds that reached
+    95% test for GrokTransfer and scratch; grey, "neither", where neither median was
+    reached. A framed cell is one whose two bootstrap intervals of the median do not overlap
+    (a sure difference); the others are ties at these seeds."""
+    import seaborn as sns
+
+    from grokbook.leaderboard import UNITS
+    from grokbook.regime import log2_ratio
+
+    values = log2_ratio(summary)
+    labels = values.copy().astype(object)
+    by_cell = summary.set_index(["frac", "p"])
+    prefix = {"=": "", ">=": "≥", "<=": "≤", "?": "?"}
+    missing = set()
+    for i, j in np.ndindex(values.shape):
+        if (values.index[i], values.columns[j]) not in by_cell.index:  # not on the map
+            missing.add((i, j))
+            labels.iat[i, j] = ""
+            continue
+        row = by_cell.loc[(values.index[i], values.columns[j])]
+        labels.iat[i, j] = (f"{prefix[row.ratio_bound]}{row.ratio:.2g}x\n"
+                            f"{row.GT_k}/{row.GT_n} · {row.scratch_k}/{row.scratch_n}")
+    finite = np.abs(values.to_numpy())[np.isfinite(values.to_numpy())]
+    span = max(1.0, float(finite.max())) if finite.size else 1.0
+    sns.heatmap(values, annot=labels, fmt="", cmap="RdBu", center=0, vmin=-span, vmax=span,
+                ax=ax, annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
+                cbar_kws={"label": f"log2(scratch / GrokTransfer),\n{UNITS[unit]}"})
+    ax.set_facecolor("0.88")  # neither side reached 95% test on its median seed: grey
+    for i, j in np.ndindex(values.shape):
+        if (i, j) in missing:
+            continue
+        row = by_cell.loc[(values.index[i], values.columns[j])]
+        if row.ratio_bound == "?":  # the heatmap leaves NaN cells (and their labels) out
+            ax.text(j + 0.5, i + 0.5, f"neither\n{row.GT_k}/{row.GT_n} · "
+                    f"{row.scratch_k}/{row.scratch_n}", ha="center", va="center",
+                    fontsize=8, color="0.35")
+        if row.verdict != "tie":
+            ax.add_patch(mpl.patches.Rectangle((j, i), 1, 1, fill=False, edgecolor="black",
+                                               linewidth=2))
+    ax.set_xlabel("p")
+    ax.set_ylabel("train fraction")
+    ax.tick_params(axis="y", rotation=0)
+    return ax
+
+
+def plot_regime_costs(ax: plt.Axes, summary, unit: str = "seconds") -> plt.Axes:
+    """The medians behind :func:`plot_regime`: per p (line style) and method (colour), the
+    median ``unit`` over the train fraction with its bootstrap interval; an open marker is a
+    median at the budget (more than half of the seeds never reached 95% test)."""
+    from grokbook.leaderboard import UNITS
+
+    styles = dict(zip(sorted(set(summary.p)), ("-", "--", ":", "-.")))
+    sides = (("scratch", "scratch"), ("GT", "GrokTransfer"))
+    for i, (p, rows) in enumerate(summary.groupby("p")):
+        rows = rows.sort_values("frac")
+        for j, (short, method) in enumerate(sides):
+            colour = method_colour(method)
+            medians = rows[f"{short}_median"]
+            y = np.array([m.value for m in medians])
+            x = rows.frac + 0.003 * (2 * i + j - 1.5)  # side by side, not on top of each other
+            ax.plot(x, y, color=colour, linestyle=styles[p],
+                    label=f"{method}, p = {p}")
+            # the interval as a bar of its own: a censored median (">N") may lie outside it,
+            # when the never-runs' budgets differ
+            ax.vlines(x, [e.value for e in rows[f"{short}_low"]],
+                      [e.value for e in rows[f"{short}_high"]], color=colour, linewidth=1)
+            ax.scatter(x, y, color=colour, zorder=3,
+                       facecolor=["none" if m.censored else colour for m in medians])
+    ax.set_yscale("log")
+    plain_log_ticks(ax, "y")
+    ax.set_xlabel("train fraction")
+    ax.set_ylabel(f"median {UNITS[unit]}")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return ax
+
+
 def plain_log_ticks(ax: plt.Axes, axis: str = "both") -> plt.Axes:
     """Readable ticks on a log axis spanning a decade or two: majors at 1, 2 and 5 times a power
     of ten, written as plain numbers, and no minor labels (matplotlib labels the minor ticks of

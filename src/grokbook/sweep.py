@@ -57,17 +57,22 @@ def default_workers() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def check_options(workers: int | None, scheduler: str | None) -> None:
+    """Refuse a bad ``workers`` or ``scheduler`` of :func:`map_cells` (before any work)."""
+    if workers is not None and (not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
+    if scheduler is not None and not str(scheduler).startswith(("tcp://", "tls://", "inproc://")):
+        raise ValueError(f"scheduler must be a Dask address such as tcp://HOST:8786, "
+                         f"got {scheduler!r}")
+
+
 def map_cells(fn: Callable[[Any], Any], cells: Sequence[Any], *, workers: int | None = None,
               scheduler: str | None = None, progress: bool | None = None, desc: str = "cells",
               on_result: Callable[[Any, Any], None] | None = None) -> list[Any]:
     """``[fn(cell) for cell in cells]``, run on Dask (see the module docstring); a failed cell
     gives a :class:`CellError` in its place. ``on_result(cell, result)`` is called in this
     process as each cell finishes, in the order they finish."""
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
-        raise ValueError(f"workers must be a non-negative integer, got {workers!r}")
-    if scheduler is not None and not str(scheduler).startswith(("tcp://", "tls://", "inproc://")):
-        raise ValueError(f"scheduler must be a Dask address such as tcp://HOST:8786, "
-                         f"got {scheduler!r}")
+    check_options(workers, scheduler)
     cells = list(cells)
     results: list[Any] = [None] * len(cells)
     bar = tqdm(total=len(cells), desc=desc, disable=not progress_enabled(progress), leave=False)

@@ -207,10 +207,16 @@ def _scores_of_file(path: str, modified_ns: int) -> pd.DataFrame:
 
 
 def _scores(table: pd.DataFrame) -> pd.DataFrame:
+    return score_cells(table, by=("profile", "chapter", "task", "method", "lr", "weight_decay"))
+
+
+def score_cells(table: pd.DataFrame, by: tuple[str, ...]) -> pd.DataFrame:
+    """:func:`scores` of any table of runs with ``epoch_95`` (NaN: never) and ``budget``
+    columns, grouped ``by`` those columns (chapter 4's regime map scores its cells so)."""
     from grokbook.stats import Censored
 
     rows = []
-    group = ["profile", "chapter", "task", "method", "lr", "weight_decay"]
+    group = list(by)
     for key, cell in table.groupby(group, sort=True):
         values = tuple(None if pd.isna(v) else float(v) for v in cell["epoch_95"])
         data = Censored(values, tuple(float(b) for b in cell["budget"]))
@@ -222,15 +228,31 @@ def _scores(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def ranked(scores_: pd.DataFrame) -> pd.DataFrame:
+    """:func:`scores` rows best first: the lowest censored median epochs (a median on a
+    never-run ranks last), ties broken by the mean, then the smaller weight decay and
+    learning rate."""
+    scores_ = scores_.assign(rank=scores_["median"].where(~scores_["censored"], math.inf))
+    return scores_.sort_values(["rank", "mean", "weight_decay", "lr"])
+
+
 def best_cell(chapter: str, profile: str, task: str, method: str,
               table: pd.DataFrame | None = None,
               lrs: tuple[float, ...] | None = None) -> pd.Series | None:
-    """The :func:`scores` row of the tuned cell of ``method`` on ``task``: the lowest censored
-    median epochs (a median on a never-run ranks last), ties broken by the mean, then the
-    smaller weight decay and learning rate. ``lrs`` restricts the choice to those learning rates
+    """The :func:`scores` row of the tuned cell of ``method`` on ``task``, the first of
+    :func:`ranked_cells`. ``lrs`` restricts the choice to those learning rates
     of the grid (chapter 8's "wd-only": plain training's best weight decay at its default
     learning rate). None for the paper profile, which keeps the paper's settings; an error
     when the table lacks part of the grid (run ``grokbook tune``)."""
+    cells = ranked_cells(chapter, profile, task, method, table, lrs)
+    return None if cells is None else cells.iloc[0]
+
+
+def ranked_cells(chapter: str, profile: str, task: str, method: str,
+                 table: pd.DataFrame | None = None,
+                 lrs: tuple[float, ...] | None = None) -> pd.DataFrame | None:
+    """Every :func:`scores` row of ``method`` on ``task``, best first (:func:`ranked`); see
+    :func:`best_cell`."""
     if profile not in PROFILES:
         return None
     s = scores(table)
@@ -244,8 +266,7 @@ def best_cell(chapter: str, profile: str, task: str, method: str,
         if not lrs or any(lr not in LRS for lr in lrs):
             raise ValueError(f"lrs must be learning rates of the grid {LRS}, got {lrs!r}")
         s = s[s.lr.isin(lrs)]
-    s = s.assign(rank=s["median"].where(~s["censored"], math.inf))
-    return s.sort_values(["rank", "mean", "weight_decay", "lr"]).iloc[0]
+    return ranked(s)
 
 
 def best(chapter: str, profile: str, task: str, method: str,

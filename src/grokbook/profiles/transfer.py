@@ -14,7 +14,9 @@ triples: GrokTransfer (0.3, 5e-3, 3), scratch (1, 5e-2, 3).
 
 ``random_seeds``, ``random_epochs``: the no-transfer control (a random A); ``sweep``: weak
 embeddings of other sizes and stopping points; ``ablations``: merging ``A @ B`` after
-``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c). ``parity_*``:
+``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c); ``regime``:
+the regime map's task, primes, training fractions and tuning candidates per side
+(``grokbook.regime``). ``parity_*``:
 (40, 3)-sparse parity (Fig. 6c) with the paper's weak model (3 layers, width 16, stopped at 70%
 test) and its (lr, wd), not tuned: GrokTransfer (1e-3, 1e-3), scratch (1e-2, 1).
 """
@@ -50,6 +52,7 @@ class Transfer:
     random_epochs: int
     sweep: dict[str, Any]
     ablations: dict[str, Any]
+    regime: dict[str, Any]
     parity_seeds: tuple[int, ...]
     parity_weak: RunCfg
     parity_target: RunCfg
@@ -97,6 +100,7 @@ BOOK = Transfer(
     random_seeds=(0,), random_epochs=2000,
     sweep={"seeds": (0, 1), "d_embed": (2, 4), "stops": (0.2, 0.35), "epochs": 1000},
     ablations={"seeds": (0, 1), "merge_at": 100, "epochs": 1500},
+    regime={"task": "add", "ps": (59, 97), "fracs": (0.15, 0.2, 0.3, 0.4), "candidates": 3},
     parity_seeds=tuple(range(8)),
     parity_weak=RunCfg(data=_PARITY, model=VectorFNNCfg(d_embed=16, width=16, depth=3),
                        optim=OptimCfg(lr=1e-2, weight_decay=1e-3), loss="logistic",
@@ -121,6 +125,7 @@ CI = replace(
     random_epochs=1500,
     sweep={**BOOK.sweep, "seeds": (0, 1, 2), "epochs": 800},
     ablations={**BOOK.ablations, "merge_at": 50, "epochs": 800},
+    regime={**BOOK.regime, "ps": (47, 59), "fracs": (0.3, 0.5), "candidates": 2},
     parity_seeds=tuple(range(5)),
     parity_target=replace(BOOK.parity_target, model__d_embed=64, model__width=64,
                           budget__epochs=1000),
@@ -143,6 +148,8 @@ PAPER = replace(
     random_seeds=(0, 1), random_epochs=10000,
     sweep={"seeds": (0, 1, 2), "d_embed": (2, 8), "stops": (0.1, 0.2, 0.3, 0.4), "epochs": 5000},
     ablations={"seeds": (0, 1, 2), "merge_at": 100, "epochs": 10000},
+    regime={**BOOK.regime, "ps": (97, 113), "fracs": (0.15, 0.2, 0.25, 0.3, 0.4),
+            "candidates": 1},
     parity_weak=replace(BOOK.parity_weak, budget__epochs=10000, budget__eval_every=20),
     parity_target=replace(BOOK.parity_target, model__width=512, budget__epochs=10000,
                           budget__eval_every=20),
