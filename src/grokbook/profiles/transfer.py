@@ -97,7 +97,7 @@ BOOK = Transfer(
     name="book", tasks=("add", "mul"), seeds=tuple(range(8)),
     weak={**_BOOK_RUNS["weak"], "mul": replace(_BOOK_RUNS["weak"]["mul"], model__width=32)},
     target=_BOOK_RUNS["target"], scratch=_BOOK_RUNS["scratch"],
-    random_seeds=(0,), random_epochs=2000,
+    random_seeds=tuple(range(5)), random_epochs=2000,
     sweep={"seeds": (0, 1), "d_embed": (2, 4), "stops": (0.2, 0.35), "epochs": 1000},
     ablations={"seeds": (0, 1), "merge_at": 100, "epochs": 1500},
     regime={"task": "add", "ps": (59, 97), "fracs": (0.15, 0.2, 0.3, 0.4), "candidates": 3},
@@ -145,7 +145,7 @@ PAPER = replace(
     scratch={t: replace(r, **_PAPER_DATA, **_PAPER_TARGET, optim__lr=5e-2,
                         optim__weight_decay=3.0)
              for t, r in BOOK.scratch.items()},
-    random_seeds=(0, 1), random_epochs=10000,
+    random_epochs=10000,
     sweep={"seeds": (0, 1, 2), "d_embed": (2, 8), "stops": (0.1, 0.2, 0.3, 0.4), "epochs": 5000},
     ablations={"seeds": (0, 1, 2), "merge_at": 100, "epochs": 10000},
     regime={**BOOK.regime, "ps": (97, 113), "fracs": (0.15, 0.2, 0.25, 0.3, 0.4),
