@@ -213,3 +213,16 @@ def test_the_regime_command_writes_the_table_with_the_command_on_top(tmp_path, m
                      "--out", str(tmp_path / "never.csv")]) == 2
     assert "scheduler must be a Dask address" in capsys.readouterr().err
     assert not (tmp_path / "never.csv").exists()
+
+
+def test_the_findings_count_what_the_summary_says():
+    P = profiles.load("transfer", "book")
+    table = regime.read(regime.COMMITTED)
+    lines = regime.findings(table, P)
+    s = regime.summary(table, "seconds")
+    cells = len(s)
+    sure = {v: int((s.verdict == v).sum()) for v in ("GrokTransfer", "scratch")}
+    assert lines[1].startswith(f"- In seconds, the weak model's included, GrokTransfer is surely "
+                               f"cheaper in {sure['GrokTransfer']} of {cells} cells and tuned "
+                               f"scratch in {sure['scratch']};")
+    assert any(f"own point (p = {P.p}, {P.frac:.0%} train)" in line for line in lines)

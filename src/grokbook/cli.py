@@ -241,15 +241,20 @@ def _tune(args: argparse.Namespace) -> int:
     return 0 if not left else 1
 
 
+def _made_by(command: str, profile: str, seed_offset: int) -> str:
+    """The command line that re-makes a table: ``grokbook COMMAND --profile P`` and the seed
+    offset where there is one."""
+    return f"grokbook {command} --profile {profile}" + (
+        f" --seed-offset {seed_offset}" if seed_offset else "")
+
+
 def _shootout(args: argparse.Namespace) -> int:
     from grokbook import leaderboard
 
     P = profiles.load("shootout", args.profile, args.seed_offset)
     table = leaderboard.shootout_table(P, workers=args.workers, scheduler=args.scheduler,
                                        progress=not args.quiet)
-    command = f"grokbook shootout --profile {P.name}" + (
-        f" --seed-offset {args.seed_offset}" if args.seed_offset else "")
-    out = leaderboard.write(table, args.out, command)
+    out = leaderboard.write(table, args.out, _made_by("shootout", P.name, args.seed_offset))
     print(f"{out}: {len(table)} runs ({len(P.tasks)} tasks x "
           f"{table.method.nunique()} methods x {len(P.seeds)} seeds)")
     return 0
@@ -261,9 +266,7 @@ def _regime(args: argparse.Namespace) -> int:
     P = profiles.load("transfer", args.profile, args.seed_offset)
     table = regime.regime_table(P, workers=args.workers, scheduler=args.scheduler,
                                 progress=not args.quiet)
-    command = f"grokbook regime --profile {P.name}" + (
-        f" --seed-offset {args.seed_offset}" if args.seed_offset else "")
-    out = regime.write(table, args.out, command)
+    out = regime.write(table, args.out, _made_by("regime", P.name, args.seed_offset))
     cells = len(P.regime["ps"]) * len(P.regime["fracs"])
     print(f"{out}: {len(table)} runs ({cells} cells of p x train fraction, "
           f"{(table.role == 'reported').sum()} reported)")

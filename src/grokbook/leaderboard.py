@@ -16,7 +16,6 @@ methods whose intervals overlap share a rank.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -36,7 +35,6 @@ from grokbook.experiments import (
     make_transform,
     train_options,
 )
-from grokbook.files import atomic_write_bytes
 from grokbook.stats import Censored, Estimate, surely_less, time_gaps
 from grokbook.train import train
 from grokbook.transfer import weak_embedding
@@ -184,12 +182,10 @@ def shootout_table(P, *, workers: int | None = 0, scheduler: str | None = None,
 
 def write(table: pd.DataFrame, path, command: str = ""):
     """Write a shoot-out table atomically as CSV, the command that made it on top."""
-    text = io.StringIO()
-    text.write("# Shoot-out runs of grokbook (see grokbook.leaderboard).\n")
-    if command:
-        text.write(f"# made by: {command}\n")
-    table.to_csv(text, index=False, float_format="%.6g")
-    return atomic_write_bytes(path, text.getvalue().encode())
+    from grokbook.tables import write_csv
+
+    return write_csv(table, path, "Shoot-out runs of grokbook (see grokbook.leaderboard).",
+                     command)
 
 
 def read(path) -> pd.DataFrame:
@@ -240,12 +236,19 @@ def _sort_key(estimate: Estimate) -> tuple[bool, float]:
     return estimate.censored, estimate.value
 
 
+def as_text(estimate: Estimate, digits: int = 3) -> str:
+    """An estimate for reading: ``digits`` significant digits (whole below 10**digits),
+    ``>`` before a censored one."""
+    e = estimate
+    value = f"{e.value:.{digits}g}" if e.value < 10**digits else f"{e.value:.0f}"
+    return f">{value}" if e.censored else value
+
+
 def shown(board_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """``board_`` for reading: "k of n", the median and its interval as text."""
 
     def text(e: Estimate) -> str:
-        value = f"{e.value:.{digits}g}" if e.value < 10**digits else f"{e.value:.0f}"
-        return f">{value}" if e.censored else value
+        return as_text(e, digits)
 
     return pd.DataFrame({
         "rank": board_["rank"],

@@ -389,12 +389,11 @@ def plot_regime(ax: plt.Axes, summary, unit: str = "seconds") -> plt.Axes:
     import seaborn as sns
 
     from grokbook.leaderboard import UNITS
-    from grokbook.regime import log2_ratio
+    from grokbook.regime import BOUND_SIGNS, log2_ratio
 
     values = log2_ratio(summary)
     labels = values.copy().astype(object)
     by_cell = summary.set_index(["frac", "p"])
-    prefix = {"=": "", ">=": "≥", "<=": "≤", "?": "?"}
     missing = set()
     for i, j in np.ndindex(values.shape):
         if (values.index[i], values.columns[j]) not in by_cell.index:  # not on the map
@@ -402,7 +401,7 @@ def plot_regime(ax: plt.Axes, summary, unit: str = "seconds") -> plt.Axes:
             labels.iat[i, j] = ""
             continue
         row = by_cell.loc[(values.index[i], values.columns[j])]
-        labels.iat[i, j] = (f"{prefix[row.ratio_bound]}{row.ratio:.2g}x\n"
+        labels.iat[i, j] = (f"{BOUND_SIGNS[row.ratio_bound]}{row.ratio:.2g}x\n"
                             f"{row.GT_k}/{row.GT_n} · {row.scratch_k}/{row.scratch_n}")
     finite = np.abs(values.to_numpy())[np.isfinite(values.to_numpy())]
     span = max(1.0, float(finite.max())) if finite.size else 1.0

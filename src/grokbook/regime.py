@@ -25,7 +25,6 @@ data (:data:`COMMITTED`), made by ``grokbook regime --profile book``.
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -35,12 +34,15 @@ import pandas as pd
 
 from grokbook.config import replace
 from grokbook.experiments import GrokTransfer, Method
-from grokbook.files import atomic_write_bytes
 
 COMMITTED = Path(__file__).resolve().parent / "data" / "regime_book.csv"
 """The book profile's regime map, made by ``grokbook regime --profile book``."""
 METHODS = ("scratch", "GrokTransfer")
 ROLES = ("tuning", "reported")
+BOUND_SIGNS = {"=": "", ">=": "≥", "<=": "≤", "?": "?"}
+"""How a ratio is written for each ``ratio_bound`` of :func:`summary`."""
+BOUND_WORDS = {"=": "", ">=": "at least ", "<=": "at most ", "?": "undetermined: "}
+"""The same in words, for prose."""
 
 
 def methods_at(P, p: int, frac: float) -> dict[str, Method]:
@@ -165,12 +167,10 @@ def _typed(rows: list[dict]) -> pd.DataFrame:
 
 def write(table: pd.DataFrame, path, command: str = "") -> Path:
     """Write a regime table atomically as CSV, the command that made it on top."""
-    text = io.StringIO()
-    text.write("# Regime map of grokbook, chapter 4 (see grokbook.regime).\n")
-    if command:
-        text.write(f"# made by: {command}\n")
-    table.to_csv(text, index=False, float_format="%.6g")
-    return atomic_write_bytes(path, text.getvalue().encode())
+    from grokbook.tables import write_csv
+
+    return write_csv(table, path, "Regime map of grokbook, chapter 4 (see grokbook.regime).",
+                     command)
 
 
 def read(path) -> pd.DataFrame:
@@ -260,11 +260,11 @@ def log2_ratio(summary_: pd.DataFrame) -> pd.DataFrame:
 def shown(summary_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """``summary``'s cells for reading, one row per (p, train fraction): each side's setting,
     "k of n" and median with its interval as text, the ratio and the verdict."""
-    def text(e) -> str:
-        value = f"{e.value:.{digits}g}" if e.value < 10**digits else f"{e.value:.0f}"
-        return f">{value}" if e.censored else value
+    from grokbook.leaderboard import as_text
 
-    prefix = {"=": "", ">=": "≥", "<=": "≤", "?": "?"}
+    def text(e) -> str:
+        return as_text(e, digits)
+
     out = {}
     for short, method in (("scratch", "scratch"), ("GT", "GrokTransfer")):
         out[f"{method} (lr, wd)"] = [f"({lr:g}, {wd:g})" for lr, wd in
@@ -274,7 +274,7 @@ def shown(summary_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         out[f"{method} median"] = [
             f"{text(m)} ({text(lo)} to {text(hi)})" for m, lo, hi in
             zip(summary_[f"{short}_median"], summary_[f"{short}_low"], summary_[f"{short}_high"])]
-    out["scratch / GrokTransfer"] = ["neither reached" if b == "?" else f"{prefix[b]}{r:.2g}x"
+    out["scratch / GrokTransfer"] = ["neither reached" if b == "?" else f"{BOUND_SIGNS[b]}{r:.2g}x"
                                      for r, b in zip(summary_["ratio"],
                                                      summary_["ratio_bound"])]
     out["surely cheaper"] = ["neither" if v == "tie" else v for v in summary_["verdict"]]
@@ -287,3 +287,79 @@ def made_by(path) -> list[str]:
     """The commands that made the table at ``path`` (its ``# made by:`` lines)."""
     return [line.removeprefix("# made by: ") for line in Path(path).read_text().splitlines()
             if line.startswith("# made by: ")]
+
+
+def findings(table: pd.DataFrame, P) -> list[str]:
+    """What chapter 4 reads off the map ``table`` of transfer profile ``P`` (the book's): per
+    unit the cells where each side is surely cheaper, tied or incomparable; where GrokTransfer
+    comes closest and falls furthest behind; the chapter's own point; how often each side and
+    the weak model got there; and how many per-cell settings moved, and how many of those moves
+    were tie-breaks (no candidate reached 95% on a tuning seed). One Markdown bullet each."""
+    by_epochs, by_seconds = summary(table, "epochs"), summary(table, "seconds")
+    cells = {"epochs": by_epochs.set_index(["p", "frac"]),
+             "seconds": by_seconds.set_index(["p", "frac"])}
+    n_cells = len(by_seconds)
+
+    def ratio(row):
+        return f"{BOUND_WORDS[row.ratio_bound]}{row.ratio:.2g}x"
+
+    def count(unit, verdict):
+        return int((cells[unit].verdict == verdict).sum())
+
+    lines = []
+    for unit, what in (("epochs", "epochs of the target"),
+                       ("seconds", "seconds, the weak model's included")):
+        neither = int((cells[unit].ratio_bound == "?").sum())
+        lines.append(f"- In {what}, GrokTransfer is surely cheaper in "
+                     f"{count(unit, 'GrokTransfer')} of {n_cells} cells and tuned scratch in "
+                     f"{count(unit, 'scratch')}; in {count(unit, 'tie') - neither} the intervals "
+                     f"overlap, and in {neither} neither side reached 95% test on at least half "
+                     "of its seeds, so there is nothing to compare.")
+    sec = cells["seconds"]
+    best, worst = sec.ratio.idxmax(), sec.ratio.idxmin()
+    for (p, frac), verb in ((best, "pays most" if sec.ratio.max() > 1 else "comes closest"),
+                            (worst, "falls furthest behind")):
+        row = sec.loc[(p, frac)]
+        lines.append(f"- GrokTransfer {verb} at p = {p} with {frac:.0%} train: scratch "
+                     f"takes {ratio(row)} its seconds (GrokTransfer reached 95% on "
+                     f"{row.GT_k} of {row.GT_n} seeds, scratch on {row.scratch_k} of "
+                     f"{row.scratch_n}).")
+    home = sec.loc[(P.p, P.frac)]
+    lines.append(f"- At the chapter's own point (p = {P.p}, {P.frac:.0%} train) the ratio is "
+                 f"{ratio(home)} in seconds and {ratio(cells['epochs'].loc[(P.p, P.frac)])} "
+                 "in epochs.")
+    reported = table[table.role == "reported"]
+    reached = reported.groupby("method").reached.agg(["sum", "size"])
+    lines.append(f"- Over the whole map, tuned scratch reached 95% test on "
+                 f"{reached.loc['scratch', 'sum']} of {reached.loc['scratch', 'size']} runs, "
+                 f"GrokTransfer on {reached.loc['GrokTransfer', 'sum']} of "
+                 f"{reached.loc['GrokTransfer', 'size']}.")
+    stop = P.weak[P.regime["task"]].budget.stop_acc
+    weak = reported[reported.method == "GrokTransfer"].assign(
+        stopped=lambda t: t.weak_test_acc >= stop)
+    weak_k = weak.groupby(["p", "frac"]).stopped.agg(["sum", "size"])
+    starved = [f"p = {p} with {frac:.0%}" for (p, frac), r in weak_k.iterrows() if r["sum"] == 0]
+    never = weak[~weak.stopped].weak_test_acc
+    lines.append(f"- The weak model reached its {stop:.0%} stop on "
+                 f"{int(weak_k['sum'].sum())} of {int(weak_k['size'].sum())} seeds over the map, "
+                 f"and on none at {', '.join(starved) or 'no cell'}. The {len(never)} that never "
+                 "got there trained their whole budget; most handed over the embedding of a model "
+                 f"at chance (median test accuracy {never.median():.1%}; chance is 1/p), "
+                 f"{int((never > 0.1).sum())} of them ended above 10%.")
+    tuned = table[table.role == "tuning"]
+    moved, empty = {}, {}
+    for short, method in (("scratch", "scratch"), ("GT", "GrokTransfer")):
+        first = candidates(P, method)[0]
+        cells_moved = [(p, f) for p, f, lr, wd in
+                       zip(by_seconds.p, by_seconds.frac, by_seconds[f"{short}_lr"],
+                           by_seconds[f"{short}_wd"]) if (lr, wd) != first]
+        moved[method] = len(cells_moved)
+        empty[method] = sum(not tuned[(tuned.p == p) & (tuned.frac == f)
+                                      & (tuned.method == method)].reached.any()
+                            for p, f in cells_moved)
+    lines.append(f"- Re-tuning per cell moved scratch away from its setting at the chapter's "
+                 f"point in {moved['scratch']} of {n_cells} cells and GrokTransfer in "
+                 f"{moved['GrokTransfer']}; in {empty['scratch']} and {empty['GrokTransfer']} "
+                 "of these no candidate reached 95% on any tuning seed, so the choice there "
+                 "is only a tie-break.")
+    return lines

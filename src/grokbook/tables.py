@@ -8,7 +8,9 @@ run that never got there is shown as "never" and a median that lands on one as "
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import pandas as pd
 
@@ -61,3 +63,16 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
                              "tuning seeds reached": f"{cell.reached}/{cell.seeds}",
                              "budget": tuning.BUDGETS[(chapter, size)]})
     return pd.DataFrame(rows).set_index(["table", "task", "method"])
+
+
+def write_csv(table: pd.DataFrame, path, title: str, command: str = "") -> Path:
+    """Write ``table`` atomically as CSV under a ``# title`` line and, when given, the
+    ``# made by: command`` that made it (the shoot-out's and the regime map's tables)."""
+    from grokbook.files import atomic_write_bytes
+
+    text = io.StringIO()
+    text.write(f"# {title}\n")
+    if command:
+        text.write(f"# made by: {command}\n")
+    table.to_csv(text, index=False, float_format="%.6g")
+    return atomic_write_bytes(path, text.getvalue().encode())
