@@ -1,3 +1,5 @@
+import pytest
+
 from grokbook import tables
 from grokbook.history import History
 
@@ -33,3 +35,52 @@ def test_tuned_cells_lists_each_methods_best_cell():
     assert (row.lr, row["weight decay"]) == tuning.best("transfer", "ci", "mul", "scratch")
     assert row.budget == tuning.BUDGETS[("transfer", "ci")]
     assert row["tuning seeds reached"].endswith(f"/{len(tuning.TUNING_SEEDS)}")
+
+
+class _Snapshot:
+    """A GrokTransfer run as snapshot_table reads it: the target's history and its weak run."""
+
+    def __init__(self, weak_acc, train_at, test_at, epochs=100):
+        weak = History(config={"epochs": 50})
+        weak.append(50, 1.0, 0.5, 1.0, weak_acc, 1.0)
+        self.weak = type("WeakRun", (), {"history": weak})()
+        self.history = _run(train_at, test_at, epochs)
+
+
+def test_snapshot_tables_count_gaps_and_rank_correlation():
+    runs = {(0, 100): _Snapshot(0.01, 10, None), (1, 100): _Snapshot(0.02, 10, 90),
+            (0, 200): _Snapshot(0.4, 10, 40), (1, 200): _Snapshot(0.6, 10, 20)}
+    table = tables.snapshot_table(runs)
+    assert list(table["weak epochs"]) == [100, 100, 200, 200]
+    assert list(table.reached) == [False, True, True, True]
+    assert table["time gap"].isna().tolist() == [True, False, False, False]
+    gaps = tables.snapshot_gaps(table)
+    assert gaps[100].values == (None, 80) and gaps[200].values == (30, 10)
+    summary = tables.snapshot_summary(table)
+    assert summary.loc[100, "targets that reached 95% test"] == "1/2"
+    assert summary.loc[100, "median time gap"].startswith(">")
+    assert summary.loc[200, "time gap per seed"] == "30, 10"
+    rho, p_value = tables.snapshot_correlation(table)
+    # more accuracy, shorter gap; a never-run ranked last
+    assert rho == pytest.approx(-1.0) and 0 <= p_value <= 1
+    text = tables.snapshot_findings(table)
+    assert "on 2 seeds" in text and "after 200 epochs" in text and "-1.00" in text
+    flipped = tables.snapshot_table({(0, 100): _Snapshot(0.1, 10, 20),
+                                     (0, 200): _Snapshot(0.9, 10, None)})
+    assert tables.snapshot_correlation(flipped)[0] == pytest.approx(1.0)  # it can go up too
+
+
+def test_plot_snapshots_draws_never_runs_on_the_budget_line():
+    import matplotlib.pyplot as plt
+
+    from grokbook import plots
+
+    table = tables.snapshot_table({(0, 100): _Snapshot(0.01, 10, None),
+                                   (0, 200): _Snapshot(0.5, 10, 30)})
+    fig = plots.plot_snapshots(table)
+    weak_ax, gap_ax = fig.axes
+    assert len(weak_ax.lines) == 1  # one seed
+    never = [c for c in gap_ax.collections if len(c.get_offsets())
+             and c.get_offsets()[0][1] == 100]
+    assert len(never) == 1 and never[0].get_offsets()[0][0] == 0.01
+    plt.close(fig)

@@ -184,3 +184,19 @@ def test_best_cell_is_the_row_best_reads():
         ranked = others["median"].where(~others["censored"], float("inf"))
         assert (float("inf") if row.censored else row["median"]) == ranked.min()
     assert tuning.best_cell("transfer", "paper", "add", "scratch") is None
+
+
+def test_soonest_weight_decay_picks_the_one_that_reaches_the_stop(disk_cache):
+    from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg
+
+    cfg = RunCfg(data=ModularCfg("add", 13, 0.5), model=FNNCfg(d_embed=4, width=8, depth=2),
+                 optim=OptimCfg(lr=3e-2, weight_decay=0.1),
+                 budget=BudgetCfg(60, eval_every=10, stop_acc=0.1, stop_patience=1))
+    chosen, found = tuning.soonest_weight_decay(cfg, (0.1, 1.0), 60, seeds=(0, 1))
+    assert set(found) == {0.1, 1.0} and all(c.n == 2 for c in found.values())
+    rank = {wd: (c.median().censored, c.median().value) for wd, c in found.items()}
+    assert rank[chosen] == min(rank.values())
+    with pytest.raises(ValueError, match="stop_acc"):
+        tuning.soonest_weight_decay(tuning.replace(cfg, budget__stop_acc=None), (0.1,), 60)
+    with pytest.raises(ValueError, match="weight_decays"):
+        tuning.soonest_weight_decay(cfg, (), 60)

@@ -467,3 +467,33 @@ def plain_log_ticks(ax: plt.Axes, axis: str = "both") -> plt.Axes:
         target.set_major_formatter(mpl.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
         target.set_minor_formatter(mpl.ticker.NullFormatter())
     return ax
+
+
+def plot_snapshots(table) -> plt.Figure:
+    """The paper's Fig. 7 from a ``tables.snapshot_table``: left, the weak model's test
+    accuracy after each number of epochs, one line per seed; right, the target's time gap
+    against that accuracy, one colour per seed, a target that never reached 95% test within its
+    budget drawn as a cross on the dotted line at the budget."""
+    fig, (weak_ax, gap_ax) = plt.subplots(1, 2, figsize=(11, 3.6))
+    budget = int(table.budget.max())
+    for i, (seed, rows) in enumerate(table.groupby("seed")):
+        colour = PALETTE[i % len(PALETTE)]
+        rows = rows.sort_values("weak epochs")
+        weak_ax.plot(rows["weak epochs"], rows["weak test acc"], marker="o", color=colour,
+                     label=f"seed {seed}")
+        done = rows[rows.reached]
+        gap_ax.scatter(done["weak test acc"], done["time gap"], color=colour, zorder=3)
+        never = rows[~rows.reached]
+        gap_ax.scatter(never["weak test acc"], [budget] * len(never), color=colour,
+                       marker="x", zorder=3)
+    gap_ax.axhline(budget, color="0.5", linestyle=":", linewidth=1)
+    gap_ax.annotate(f"never within {budget} epochs", (0.99, budget), ha="right",
+                    va="bottom", xycoords=("axes fraction", "data"), fontsize=8)
+    weak_ax.set_xlabel("weak model's epochs (no accuracy stop)")
+    weak_ax.set_ylabel("weak model's test accuracy")
+    weak_ax.legend(loc="upper left", ncols=2)
+    gap_ax.set_xlabel("weak model's test accuracy when its embedding was taken")
+    gap_ax.set_ylabel("target's time gap (epochs)")
+    weak_ax.yaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+    gap_ax.xaxis.set_major_formatter(mpl.ticker.PercentFormatter(1.0))
+    return fig

@@ -76,3 +76,83 @@ def write_csv(table: pd.DataFrame, path, title: str, command: str = "") -> Path:
         text.write(f"# made by: {command}\n")
     table.to_csv(text, index=False, float_format="%.6g")
     return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def snapshot_table(runs: Mapping[tuple[int, int], object]) -> pd.DataFrame:
+    """One row per GrokTransfer run whose weak model trained a fixed number of epochs (the
+    paper's Fig. 7): ``runs`` maps ``(seed, weak epochs)`` to an ``experiments.Run`` with its
+    weak run. Columns: the weak model's test accuracy when its embedding was taken, the
+    target's epochs to 95% test and time gap (NaN where it never got there within its budget),
+    ``reached`` and the target's ``budget``."""
+    import numpy as np
+
+    from grokbook.measures import time_gap
+
+    rows = []
+    for (seed, weak_epochs), run in runs.items():
+        target = run.history
+        reached = target.first_epoch()
+        gap = time_gap(target)
+        rows.append({"seed": seed, "weak epochs": weak_epochs,
+                     "weak test acc": run.weak.history.test_acc[-1],
+                     "target epochs": np.nan if reached is None else reached,
+                     "time gap": np.nan if gap is None else gap,
+                     "reached": reached is not None, "budget": target.budget})
+    return pd.DataFrame(rows)
+
+
+def snapshot_gaps(table: pd.DataFrame) -> dict[int, Censored]:
+    """Per weak epoch count of a :func:`snapshot_table`, the targets' time gaps over the seeds
+    (None where a target never reached 95% test within its budget)."""
+    return {int(weak_epochs): Censored(
+                tuple(None if pd.isna(g) else int(g) for g in part["time gap"]),
+                tuple(int(b) for b in part.budget))
+            for weak_epochs, part in table.groupby("weak epochs")}
+
+
+def snapshot_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per weak epoch count of a :func:`snapshot_table`: the weak model's median test accuracy,
+    how many targets reached 95% test (``k/n``), and their censored median time gap."""
+    gaps = snapshot_gaps(table)
+    rows = {}
+    for weak_epochs, part in table.groupby("weak epochs"):
+        found = gaps[int(weak_epochs)]
+        rows[int(weak_epochs)] = {
+            "weak model's median test accuracy": f"{part['weak test acc'].median():.0%}",
+            "targets that reached 95% test": f"{found.k}/{found.n}",
+            "median time gap": str(found.median()), "time gap per seed": per_seed(found)}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("weak model's epochs")
+
+
+def snapshot_correlation(table: pd.DataFrame) -> tuple[float, float]:
+    """Spearman's rank correlation (scipy) between the weak model's test accuracy and the
+    target's time gap over every target of a :func:`snapshot_table`, a target that never
+    reached 95% test ranked after every one that did; and its two-sided p-value."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    result = spearmanr(table["weak test acc"], table["time gap"].fillna(np.inf))
+    return float(result.statistic), float(result.pvalue)
+
+
+def snapshot_findings(table: pd.DataFrame) -> str:
+    """The findings of a :func:`snapshot_table` as Markdown: the first and last epoch counts
+    (the weak model's median test accuracy, targets that reached 95%, median time gap) and
+    :func:`snapshot_correlation`."""
+    gaps = snapshot_gaps(table)
+    first, last = min(gaps), max(gaps)
+
+    def point(weak_epochs: int) -> str:
+        acc = table[table["weak epochs"] == weak_epochs]["weak test acc"].median()
+        found = gaps[weak_epochs]
+        return (f"after {weak_epochs} epochs the weak models' median test accuracy is "
+                f"{acc:.0%}, and {found.k} of {found.n} targets reach 95% test (median time "
+                f"gap {found.median()} epochs)")
+
+    rho, p_value = snapshot_correlation(table)
+    most = max(gaps, key=lambda e: (gaps[e].k, -e))
+    return (f"In this run, on {table.seed.nunique()} seeds: {point(first)}; {point(last)}. "
+            f"The most targets reach 95% test from the weak model after {most} epochs "
+            f"({gaps[most].k} of {gaps[most].n}). Spearman's rank correlation between the "
+            f"weak model's test accuracy and the target's time gap (a target that never got "
+            f"there ranked last) is {rho:.2f} over {len(table)} targets (p = {p_value:.2g}).")

@@ -302,3 +302,33 @@ def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED
     for failure in failures:
         print(failure)
     return read(path)
+
+
+def soonest_weight_decay(cfg: RunCfg, weight_decays: tuple[float, ...], epochs: int,
+                         seeds: tuple[int, ...] = TUNING_SEEDS
+                         ) -> tuple[float, dict[float, Any]]:
+    """The weight decay among ``weight_decays`` at which ``cfg`` reaches its own stop
+    (``cfg.budget.stop_acc`` test accuracy) soonest, trained at most ``epochs`` from the tuning
+    ``seeds``; the rule of :func:`ranked` (censored median, then mean, then the smaller weight
+    decay). Chapter 4's wide weak model: at the weak model's weight decay it memorizes and
+    never reaches its stop. Returns the choice and ``{weight decay: stats.Censored}``."""
+    from grokbook.experiments import train_run
+    from grokbook.stats import censored
+
+    if cfg.budget.stop_acc is None:
+        raise ValueError("cfg must stop at a test accuracy (budget.stop_acc), got None")
+    if not weight_decays:
+        raise ValueError("weight_decays must hold at least one weight decay")
+    found = {}
+    for wd in weight_decays:
+        runs = [train_run(replace(cfg, optim__weight_decay=wd, budget__epochs=epochs), seed,
+                          desc=f"weight decay {wd}, seed {seed}").history for seed in seeds]
+        found[wd] = censored(runs, threshold=cfg.budget.stop_acc)
+
+    def rank(wd: float) -> tuple:
+        median = found[wd].median()
+        mean = sum(v if v is not None else b for v, b in
+                   zip(found[wd].values, found[wd].budgets)) / found[wd].n
+        return (median.censored, median.value, mean, wd)
+
+    return min(found, key=rank), found

@@ -13,8 +13,13 @@ p = 113 with 25% train, weak d_embed 4 / width 16, target 128 / 512 and the pape
 triples: GrokTransfer (0.3, 5e-3, 3), scratch (1, 5e-2, 3).
 
 ``random_seeds``, ``random_epochs``: the no-transfer control (a random A); ``sweep``: weak
-embeddings of other sizes and stopping points; ``ablations``: merging ``A @ B`` after
-``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c); ``regime``:
+embeddings of other sizes, targets trained ``epochs``; ``snapshots``: the weak model (of a+b)
+trained a fixed number of ``epochs`` without its accuracy stop, a target from each (Fig. 7; the
+paper's epochs at the paper profile), with the sweep's target budget; ``ablations``: merging
+``A @ B`` after ``merge_at`` epochs and a weak embedding as wide as the target's (Fig. 15b, c),
+whose weak model trains at the weight decay among ``wide_weight_decays`` that reaches the
+weak model's stop soonest (median over the tuning seeds, ``wide_scan_epochs`` at most: at the
+weak model's own weight decay it memorizes and never gets there); ``regime``:
 the regime map's task, primes, training fractions and tuning candidates per side
 (``grokbook.regime``). ``parity_*``:
 (40, 3)-sparse parity (Fig. 6c) with the paper's weak model (3 layers, width 16, stopped at 70%
@@ -51,6 +56,7 @@ class Transfer:
     random_seeds: tuple[int, ...]
     random_epochs: int
     sweep: dict[str, Any]
+    snapshots: dict[str, Any]
     ablations: dict[str, Any]
     regime: dict[str, Any]
     parity_seeds: tuple[int, ...]
@@ -98,8 +104,10 @@ BOOK = Transfer(
     weak={**_BOOK_RUNS["weak"], "mul": replace(_BOOK_RUNS["weak"]["mul"], model__width=32)},
     target=_BOOK_RUNS["target"], scratch=_BOOK_RUNS["scratch"],
     random_seeds=tuple(range(5)), random_epochs=2000,
-    sweep={"seeds": (0, 1), "d_embed": (2, 4), "stops": (0.2, 0.35), "epochs": 1000},
-    ablations={"seeds": (0, 1), "merge_at": 100, "epochs": 1500},
+    sweep={"seeds": (0, 1), "d_embed": (2, 4), "epochs": 1000},
+    snapshots={"seeds": tuple(range(6)), "epochs": (200, 300, 400, 500, 600, 800)},
+    ablations={"seeds": tuple(range(5)), "merge_at": 100, "epochs": 1500,
+               "wide_weight_decays": (0.1, 0.3, 1.0, 3.0), "wide_scan_epochs": 1500},
     regime={"task": "add", "ps": (59, 97), "fracs": (0.15, 0.2, 0.3, 0.4), "candidates": 3},
     parity_seeds=tuple(range(8)),
     parity_weak=RunCfg(data=_PARITY, model=VectorFNNCfg(d_embed=16, width=16, depth=3),
@@ -124,7 +132,8 @@ CI = replace(
              for t, r in BOOK.scratch.items()},
     random_epochs=1500,
     sweep={**BOOK.sweep, "seeds": (0, 1, 2), "epochs": 800},
-    ablations={**BOOK.ablations, "merge_at": 50, "epochs": 800},
+    snapshots={"seeds": tuple(range(5)), "epochs": (100, 150, 200, 300, 500, 800)},
+    ablations={**BOOK.ablations, "merge_at": 50, "epochs": 800, "wide_scan_epochs": 1000},
     regime={**BOOK.regime, "ps": (47, 59), "fracs": (0.3, 0.5), "candidates": 2},
     parity_seeds=tuple(range(5)),
     parity_target=replace(BOOK.parity_target, model__d_embed=64, model__width=64,
@@ -146,8 +155,10 @@ PAPER = replace(
                         optim__weight_decay=3.0)
              for t, r in BOOK.scratch.items()},
     random_epochs=10000,
-    sweep={"seeds": (0, 1, 2), "d_embed": (2, 8), "stops": (0.1, 0.2, 0.3, 0.4), "epochs": 5000},
-    ablations={"seeds": (0, 1, 2), "merge_at": 100, "epochs": 10000},
+    sweep={"seeds": (0, 1, 2), "d_embed": (2, 8), "epochs": 5000},
+    snapshots={"seeds": (0, 1, 2), "epochs": (100, 500, 800, 900, 1000, 1100, 1500, 2000)},
+    ablations={**BOOK.ablations, "seeds": (0, 1, 2), "epochs": 10000,
+               "wide_scan_epochs": 10000},
     regime={**BOOK.regime, "ps": (97, 113), "fracs": (0.15, 0.2, 0.25, 0.3, 0.4),
             "candidates": 1},
     parity_weak=replace(BOOK.parity_weak, budget__epochs=10000, budget__eval_every=20),
