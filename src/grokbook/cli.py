@@ -297,6 +297,17 @@ def _sweep(args: argparse.Namespace) -> int:
     return 1 if result["failed"] else 0
 
 
+def _add_table_options(parser: argparse.ArgumentParser, out: str) -> None:
+    """A command that trains a profile's runs on Dask into one CSV table (``shootout``,
+    ``regime``): ``--profile``, ``--seed-offset``, ``--out`` and the Dask options."""
+    parser.add_argument("--profile", choices=["ci", "book", "paper"], default="book",
+                        help="ci, book (default) or paper (for a GPU or a cluster)")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="shift every seed (default 0)")
+    parser.add_argument("--out", default=out, help=f"the table (default: {out})")
+    _add_dask_options(parser)
+
+
 def _add_dask_options(command: argparse.ArgumentParser) -> None:
     """The options of a command whose cells run on Dask (``grokbook tune``, ``sweep``)."""
     command.add_argument("--workers", type=int, default=None,
@@ -431,11 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "seed of a profile, through the run cache, on Dask, and write one row per "
                     "run (epochs, time gap, seconds and GFLOP to 95%% test) to --out "
                     "(see grokbook.leaderboard).")
-    o.add_argument("--profile", choices=["ci", "book", "paper"], default="book",
-                   help="ci, book (default) or paper (for a GPU or a cluster)")
-    o.add_argument("--seed-offset", type=int, default=0, help="shift every seed (default 0)")
-    o.add_argument("--out", default="shootout.csv", help="the table (default: shootout.csv)")
-    _add_dask_options(o)
+    _add_table_options(o, "shootout.csv")
     o.set_defaults(handler=_shootout)
 
     r = commands.add_parser(
@@ -446,11 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "chapter 4's tuning table (tuning seeds), then train each at its best "
                     "from the reported seeds, through the run cache, on Dask, and write one "
                     "row per run to --out (see grokbook.regime).")
-    r.add_argument("--profile", choices=["ci", "book", "paper"], default="book",
-                   help="ci, book (default) or paper (for a GPU or a cluster)")
-    r.add_argument("--seed-offset", type=int, default=0, help="shift every seed (default 0)")
-    r.add_argument("--out", default="regime.csv", help="the table (default: regime.csv)")
-    _add_dask_options(r)
+    _add_table_options(r, "regime.csv")
     r.set_defaults(handler=_regime)
 
     from grokbook.grids import AXES

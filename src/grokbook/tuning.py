@@ -319,16 +319,13 @@ def soonest_weight_decay(cfg: RunCfg, weight_decays: tuple[float, ...], epochs: 
         raise ValueError("cfg must stop at a test accuracy (budget.stop_acc), got None")
     if not weight_decays:
         raise ValueError("weight_decays must hold at least one weight decay")
-    found = {}
+    found, rows = {}, []
     for wd in weight_decays:
         runs = [train_run(replace(cfg, optim__weight_decay=wd, budget__epochs=epochs), seed,
                           desc=f"weight decay {wd}, seed {seed}").history for seed in seeds]
         found[wd] = censored(runs, threshold=cfg.budget.stop_acc)
-
-    def rank(wd: float) -> tuple:
-        median = found[wd].median()
-        mean = sum(v if v is not None else b for v, b in
-                   zip(found[wd].values, found[wd].budgets)) / found[wd].n
-        return (median.censored, median.value, mean, wd)
-
-    return min(found, key=rank), found
+        rows += [{"lr": cfg.optim.lr, "weight_decay": wd, "budget": budget,
+                  "epoch_95": math.nan if value is None else value}
+                 for value, budget in zip(found[wd].values, found[wd].budgets)]
+    best = ranked(score_cells(pd.DataFrame(rows), by=("lr", "weight_decay"))).iloc[0]
+    return float(best.weight_decay), found
