@@ -90,6 +90,18 @@ def test_help_of_the_installed_command(command):
     assert "usage: grokbook" in result.stdout
 
 
+def test_every_commands_help_reads_as_written():
+    """A description is printed as written, a help string %-formatted: neither may show a
+    doubled "%%" or an unformatted "%(default)s"."""
+    from grokbook.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.choices and a.dest == "command").choices
+    for name, command in {"grokbook": parser, **commands}.items():
+        text = command.format_help()
+        assert "%%" not in text and "%(" not in text, name
+
+
 def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
     from grokbook.cli import main as cli
 

@@ -66,7 +66,8 @@ def test_every_method_is_tuned_on_the_same_grid_budget_and_seeds():
     rows = table[table.chapter == "neuralgrok"]
     assert set(rows.profile) == {"book"}
     for (task, method), cell in rows.groupby(["task", "method"]):
-        assert len(cell) == len(tuning.LRS) * len(tuning.WEIGHT_DECAYS) * 3, (task, method)
+        grid = len(tuning.grid_lrs("neuralgrok")) * len(tuning.WEIGHT_DECAYS)
+        assert len(cell) == grid * 3, (task, method)
         assert set(cell.seed) == set(tuning.TUNING_SEEDS)
         assert set(cell.budget) == {tuning.BUDGETS[("neuralgrok", "book")]}
     assert {(t, m) for t, m in rows[["task", "method"]].itertuples(index=False)} == {
@@ -124,6 +125,9 @@ def test_the_race_widget_retunes_on_a_change_and_trains_both_methods():
     P = replace(P, run=replace(P.run, data__p=17))
     controls, status, button = _parts(neuralgrok_race(P))
     tuned = P.method("mul", "GrokFast-EMA").optim
+    for name in ("method 1 learning rate", "method 2 learning rate"):  # never clipped
+        slider = controls[name]
+        assert slider.base ** slider.max >= max(tuning.grid_lrs("neuralgrok"))
     controls["task"].value = "mul"
     controls["method 1"].value = "GrokFast-EMA"
     assert controls["method 1 learning rate"].value == pytest.approx(tuned.lr)

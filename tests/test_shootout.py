@@ -61,12 +61,13 @@ def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
 def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
     cells = tuning.cells(("book",), ("shootout",))
     assert {c.method for c in cells} == set(OWN)
-    assert len(cells) == len(OWN) * 3 * len(tuning.LRS) * len(tuning.WEIGHT_DECAYS) * 3
+    grid = len(tuning.grid_lrs("shootout")) * len(tuning.WEIGHT_DECAYS)
+    assert len(cells) == len(OWN) * 3 * grid * 3
     assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
 
 
 def test_restricting_the_learning_rate_must_stay_on_the_grid():
-    with pytest.raises(ValueError, match="lrs must be learning rates of the grid"):
+    with pytest.raises(ValueError, match="lrs must be learning rates of chapter neuralgrok's grid"):
         tuning.best("neuralgrok", "book", "add", "plain", lrs=(0.5,))
     with pytest.raises(ValueError, match="lrs"):
         tuning.best("neuralgrok", "book", "add", "plain", lrs=())

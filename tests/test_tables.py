@@ -35,6 +35,10 @@ def test_tuned_cells_lists_each_methods_best_cell():
     assert (row.lr, row["weight decay"]) == tuning.best("transfer", "ci", "mul", "scratch")
     assert row.budget == tuning.BUDGETS[("transfer", "ci")]
     assert row["tuning seeds reached"].endswith(f"/{len(tuning.TUNING_SEEDS)}")
+    assert set(table["lr at the grid's edge"]) <= {"", "largest", "smallest"}
+    assert tables.grid_edge(max(tuning.LRS), "transfer") == "largest"
+    assert tables.grid_edge(max(tuning.LRS), "neuralgrok") == ""
+    assert tables.grid_edge(1e-3, "cross") == "smallest"
 
 
 class _Snapshot:

@@ -33,6 +33,43 @@ def _full_grid(method, special):
     return pd.DataFrame(_rows(method, cells), columns=tuning.COLUMNS)
 
 
+def test_each_chapter_has_its_grid_and_the_table_keeps_to_it(tmp_path):
+    assert tuning.grid_lrs("transfer") == tuning.grid_lrs("cross") == tuning.LRS
+    for chapter in ("neuralgrok", "shootout"):
+        assert tuning.grid_lrs(chapter)[:len(tuning.LRS)] == tuning.LRS
+        assert max(tuning.grid_lrs(chapter)) > max(tuning.LRS)
+    with pytest.raises(ValueError, match="chapter must be one of transfer, cross"):
+        tuning.grid_lrs("grokking")
+    row = _rows("plain", {(0.1, 1.0): (10, 20, 30)})
+    path = tmp_path / "t.csv"
+    pd.DataFrame(row, columns=tuning.COLUMNS).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="lr 0.1 is not on chapter cross's grid"):
+        tuning.read(path)
+    pd.DataFrame([{**r, "chapter": "neuralgrok"} for r in row],
+                 columns=tuning.COLUMNS).to_csv(path, index=False)
+    assert len(tuning.read(path)) == 3
+    pd.DataFrame([{**r, "chapter": "nope"} for r in row],
+                 columns=tuning.COLUMNS).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="chapter 'nope' is not one of"):
+        tuning.read(path)
+
+
+def test_the_extended_grid_brackets_the_baseline_on_every_raced_task():
+    """Chapter 6's grid was extended because every best cell sat on the largest learning rate
+    of the smaller grid. The baseline, plain training, must now lie inside it on every task
+    the chapters race (a baseline short of its best would flatter every method); the cells
+    still on an edge are counted, and shown in the chapters."""
+    grid = tuning.grid_lrs("neuralgrok")
+    for task in profiles.load("neuralgrok", "book").tasks:
+        lr, _wd = tuning.best("neuralgrok", "book", task, "plain")
+        assert min(grid) < lr < max(grid), (task, lr)
+    on_edge, tuned = tuning.edge_counts("neuralgrok", "book", ("add", "sub", "mul"))
+    assert 0 <= on_edge < tuned == 15
+    on_old_edge, _ = tuning.edge_counts("neuralgrok", "book", ("add", "sub", "mul"),
+                                        tuning.LRS)
+    assert on_old_edge > on_edge
+
+
 def test_best_ranks_by_censored_median_then_mean():
     table = _full_grid("plain", {(1e-2, 1.0): (50, 60, None),      # median 60, mean 70
                                  (3e-3, 2.0): (40, 60, 80),        # median 60, mean 60
@@ -65,7 +102,7 @@ def test_read_rejects_bad_tables(tmp_path):
     bad = good.copy()
     bad.loc[0, "lr"] = 0.5
     tuning.write(bad, path)
-    with pytest.raises(ValueError, match="not on the grid"):
+    with pytest.raises(ValueError, match="is not on chapter cross.s grid"):
         tuning.read(path)
 
 

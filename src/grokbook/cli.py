@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         "transfer", help="GrokTransfer against scratch on modular arithmetic",
         description="Train a weak FNN, transfer its embedding A into a target FNN as A @ B, "
                     "and compare with the same target from scratch: weak accuracy, epochs "
-                    "to 95%%, time gap and wall time.")
+                    "to 95%, time gap and wall time.")
     g.add_argument("--task", default="add", choices=list(OPERATIONS), help="default: add")
     g.add_argument("--p", type=int, default=59, help="the modulus (default: 59)")
     g.add_argument("--frac", type=float, default=0.5, help="train fraction (default: 0.5)")
@@ -440,7 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "shootout", help="chapter 8's race: every method on every task and seed, into a CSV",
         description="Train every method of chapter 8 at its tuned setting on every task and "
                     "seed of a profile, through the run cache, on Dask, and write one row per "
-                    "run (epochs, time gap, seconds and GFLOP to 95%% test) to --out "
+                    "run (epochs, time gap, seconds and GFLOP to 95% test) to --out "
                     "(see grokbook.leaderboard).")
     _add_table_options(o, "shootout.csv")
     o.set_defaults(handler=_shootout)

@@ -47,7 +47,9 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
     """The tuned cell of every method on every task for each profile's tuning table
     (:func:`grokbook.tuning.best_cell`): its (lr, weight decay), the median epochs to 95% test
     over the tuning seeds (">N" where that median seed never got there), how many tuning seeds
-    got there, and the budget."""
+    got there, the budget, and whether its learning rate is the smallest or the largest of the
+    chapter's grid (``grokbook.tuning.grid_lrs``): there the method's best setting may lie
+    beyond the grid."""
     from grokbook import tuning
 
     rows = []
@@ -61,8 +63,18 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
                              "median epochs": f"{'>' if cell.censored else ''}"
                                               f"{cell['median']:.0f}",
                              "tuning seeds reached": f"{cell.reached}/{cell.seeds}",
-                             "budget": tuning.BUDGETS[(chapter, size)]})
+                             "budget": tuning.BUDGETS[(chapter, size)],
+                             "lr at the grid's edge": grid_edge(cell.lr, chapter)})
     return pd.DataFrame(rows).set_index(["table", "task", "method"])
+
+
+def grid_edge(lr: float, chapter: str) -> str:
+    """``"largest"`` or ``"smallest"`` when ``lr`` is that end of ``chapter``'s tuning grid,
+    else ``""``."""
+    from grokbook import tuning
+
+    grid = tuning.grid_lrs(chapter)
+    return "largest" if lr == max(grid) else "smallest" if lr == min(grid) else ""
 
 
 def write_csv(table: pd.DataFrame, path, title: str, command: str = "") -> Path:

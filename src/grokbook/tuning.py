@@ -4,7 +4,7 @@ A comparison is only fair when each side runs at its own best setting. For each 
 chapters 4, 5 and 6 (scratch against GrokTransfer; plain training against GrokFast's two filters and
 GrokTransfer; plain training, GrokFast, per-tensor normalisation and NeuralGrok on four tasks),
 every method is trained on the same grid of learning rate x weight decay
-(:data:`LRS` x :data:`WEIGHT_DECAYS`), with the same epoch budget, from the same tuning seeds
+(:func:`grid_lrs` x :data:`WEIGHT_DECAYS`), with the same epoch budget, from the same tuning seeds
 (:data:`TUNING_SEEDS`), which no chapter reports (``grokbook.profiles`` refuses a seed offset
 that would reach them). A cell's score is the median over its seeds of the epochs to 95% test
 accuracy, a seed that never got there censored at the budget (``grokbook.stats``); the best cell
@@ -33,6 +33,12 @@ from grokbook.config import RunCfg, replace
 from grokbook.files import atomic_write_bytes
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
+"""The learning rates of every chapter's grid."""
+EXTRA_LRS = {"neuralgrok": (0.1, 0.3), "shootout": (0.1, 0.3)}
+"""Learning rates added to a chapter's grid because its best cells sat on the largest of
+:data:`LRS`: a best cell on the grid's edge says only that the optimum lies at or beyond it,
+so a baseline tuned there may not be at its best. Chapters 4 and 5 keep :data:`LRS`; their
+tables mark a tuned cell on the grid's edge (``grokbook.tables.tuned_cells``)."""
 WEIGHT_DECAYS = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0)
 TUNING_SEEDS = (1000, 1001, 1002)
 THRESHOLD = 0.95
@@ -47,8 +53,8 @@ BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book
            ("neuralgrok", "book"): 1000, ("shootout", "book"): 1000}
 """Tuning epochs per (chapter, profile). Chapters 5 and 6's ci profiles train the book's
 models on the book's data (fewer seeds, shorter budgets), so they use the book's rows
-(:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (1,440 runs) at 1000 epochs, on one
-CPU core in well under an hour; its race then runs for 1500."""
+(:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (2,160 runs) at 1000 epochs; its
+race then runs for 1500."""
 TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book", ("shootout", "ci"): "book"}
 
 
@@ -66,6 +72,14 @@ class Cell:
 
     def key(self) -> tuple:
         return tuple(asdict(self)[k] for k in KEY)
+
+
+def grid_lrs(chapter: str) -> tuple[float, ...]:
+    """The learning rates ``chapter``'s methods are tuned on: :data:`LRS`, and for some
+    chapters larger ones (:data:`EXTRA_LRS`)."""
+    if chapter not in TUNED_CHAPTERS:
+        raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
+    return LRS + EXTRA_LRS.get(chapter, ())
 
 
 def table_profile(chapter: str, profile: str) -> str:
@@ -118,7 +132,8 @@ def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNE
                 continue
             for task, method in methods(chapter, profile):
                 out += [Cell(profile, chapter, task, method, lr, wd, seed)
-                        for lr in LRS for wd in WEIGHT_DECAYS for seed in TUNING_SEEDS]
+                        for lr in grid_lrs(chapter) for wd in WEIGHT_DECAYS
+                        for seed in TUNING_SEEDS]
     return sorted(out, key=lambda c: (c.lr, -c.weight_decay))
 
 
@@ -167,11 +182,17 @@ def read(path: str | Path = TABLE) -> pd.DataFrame:
     if table.duplicated(list(KEY)).any():
         raise ValueError(f"{path}: a cell appears twice: "
                          f"{table[table.duplicated(list(KEY))][list(KEY)].iloc[0].to_dict()}")
-    for column, allowed in (("lr", LRS), ("weight_decay", WEIGHT_DECAYS)):
-        bad = ~table[column].isin(allowed)
-        if bad.any():
-            raise ValueError(f"{path}: {column} {table[column][bad].iloc[0]!r} is not on the "
-                             f"grid {allowed}")
+    unknown = ~table["chapter"].isin(TUNED_CHAPTERS)
+    if unknown.any():
+        raise ValueError(f"{path}: chapter {table['chapter'][unknown].iloc[0]!r} is not one of "
+                         f"{', '.join(TUNED_CHAPTERS)}")
+    for chapter, rows in table.groupby("chapter"):
+        for column, allowed in (("lr", grid_lrs(chapter)), ("weight_decay", WEIGHT_DECAYS)):
+            bad = ~rows[column].isin(allowed)
+            if bad.any():
+                value = float(rows[column][bad].iloc[0])
+                raise ValueError(f"{path}: {column} {value!r} is not on chapter {chapter}'s "
+                                 f"grid {allowed}")
     return table[list(COLUMNS)]
 
 
@@ -258,13 +279,15 @@ def ranked_cells(chapter: str, profile: str, task: str, method: str,
     s = scores(table)
     s = s[(s.profile == table_profile(chapter, profile)) & (s.chapter == chapter)
           & (s.task == task) & (s.method == method)]
-    if len(s) < len(LRS) * len(WEIGHT_DECAYS) or (s.seeds < len(TUNING_SEEDS)).any():
+    grid = grid_lrs(chapter)
+    if len(s) < len(grid) * len(WEIGHT_DECAYS) or (s.seeds < len(TUNING_SEEDS)).any():
         raise ValueError(f"the tuning table lacks cells of {method} on {task} ({chapter}, "
                          f"profile {profile}): run `grokbook tune --profile "
                          f"{table_profile(chapter, profile)} --chapter {chapter}`")
     if lrs is not None:
-        if not lrs or any(lr not in LRS for lr in lrs):
-            raise ValueError(f"lrs must be learning rates of the grid {LRS}, got {lrs!r}")
+        if not lrs or any(lr not in grid for lr in lrs):
+            raise ValueError(f"lrs must be learning rates of chapter {chapter}'s grid {grid}, "
+                             f"got {lrs!r}")
         s = s[s.lr.isin(lrs)]
     return ranked(s)
 
@@ -275,6 +298,20 @@ def best(chapter: str, profile: str, task: str, method: str,
     """The tuned (lr, weight_decay) of ``method`` on ``task`` (see :func:`best_cell`)."""
     row = best_cell(chapter, profile, task, method, table, lrs)
     return None if row is None else (float(row.lr), float(row.weight_decay))
+
+
+def edge_counts(chapter: str, profile: str, tasks: tuple[str, ...] | None = None,
+                lrs: tuple[float, ...] | None = None) -> tuple[int, int]:
+    """How many of ``chapter``'s tuned cells (on ``tasks``, default all) sit on the smallest or
+    the largest of ``lrs`` (default: the chapter's grid, :func:`grid_lrs`; given, the choice is
+    restricted to them), and of how many. A best cell on an edge says only that the optimum
+    lies there or beyond. (0, 0) for the paper profile, which is not tuned."""
+    if profile not in PROFILES:
+        return 0, 0
+    grid = lrs or grid_lrs(chapter)
+    chosen = [best(chapter, profile, task, method, lrs=lrs)
+              for task, method in methods(chapter, profile) if tasks is None or task in tasks]
+    return sum(lr in (min(grid), max(grid)) for lr, _wd in chosen), len(chosen)
 
 
 def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS, *,
