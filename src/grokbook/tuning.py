@@ -34,10 +34,11 @@ from grokbook.files import atomic_write_bytes
 
 LRS = (1e-3, 3e-3, 1e-2, 3e-2)
 """The learning rates of every chapter's grid."""
-EXTRA_LRS = {"neuralgrok": (0.1, 0.3), "shootout": (0.1, 0.3)}
+EXTRA_LRS = {"neuralgrok": (0.1, 0.3, 1.0), "shootout": (0.1, 0.3, 1.0)}
 """Learning rates added to a chapter's grid because its best cells sat on the largest of
 :data:`LRS`: a best cell on the grid's edge says only that the optimum lies at or beyond it,
-so a baseline tuned there may not be at its best. Chapters 4 and 5 keep :data:`LRS`; their
+so a baseline tuned there may not be at its best. With 0.1 and 0.3 some best cells sat on 0.3;
+with 1 none sits on an edge (a test checks it). Chapters 4 and 5 keep :data:`LRS`; their
 tables mark a tuned cell on the grid's edge (``grokbook.tables.tuned_cells``)."""
 WEIGHT_DECAYS = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0)
 TUNING_SEEDS = (1000, 1001, 1002)
@@ -53,7 +54,7 @@ BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book
            ("neuralgrok", "book"): 1000, ("shootout", "book"): 1000}
 """Tuning epochs per (chapter, profile). Chapters 5 and 6's ci profiles train the book's
 models on the book's data (fewer seeds, shorter budgets), so they use the book's rows
-(:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (2,160 runs) at 1000 epochs; its
+(:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (2,520 runs) at 1000 epochs; its
 race then runs for 1500."""
 TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book", ("shootout", "ci"): "book"}
 

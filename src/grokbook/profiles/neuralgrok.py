@@ -8,7 +8,7 @@ on a^2-b, for some methods no cell of the grid brings the median tuning seed to 
 the tuning budget, so not every method has a tuned setting to race it at). The paper's split: inner
 49%, outer 1% of the table for NeuralGrok, test 50%; the other methods train on the whole
 50%. Full-batch AdamW, budgets in epochs (= steps). Chosen for the CPU: one run of a task that
-groks takes about a second, so that 5 methods x 4 tasks x 36 grid cells x 3 tuning seeds fit in
+groks takes about a second, so that 5 methods x 4 tasks x 42 grid cells x 3 tuning seeds fit in
 about an hour on two cores;
 a 1-layer Transformer of d_model 64 costs about ten times more per step. Each method trains at
 its tuned (lr, weight decay) per task (``grokbook.tuning``; before tuning: (1e-2, 1)).
