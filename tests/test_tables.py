@@ -36,9 +36,12 @@ def test_tuned_cells_lists_each_methods_best_cell():
     assert row.budget == tuning.BUDGETS[("transfer", "ci")]
     assert row["tuning seeds reached"].endswith(f"/{len(tuning.TUNING_SEEDS)}")
     assert set(table["lr at the grid's edge"]) <= {"", "largest", "smallest"}
-    assert tables.grid_edge(max(tuning.LRS), "transfer") == "largest"
-    assert tables.grid_edge(max(tuning.LRS), "neuralgrok") == ""
-    assert tables.grid_edge(1e-3, "cross") == "smallest"
+    assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("transfer")) == "largest"
+    assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("neuralgrok")) == ""
+    assert tuning.grid_edge(1e-3, tuning.grid_lrs("cross")) == "smallest"
+    note = tuning.edge_note("transfer", "ci", ("add", "mul"), "Why.")
+    assert note.endswith("Why.") and "of the 4 tuned cells" in note
+    assert "nothing is tuned" in tuning.edge_note("transfer", "paper", ("add",), "Why.")
 
 
 class _Snapshot:

@@ -64,17 +64,9 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
                                               f"{cell['median']:.0f}",
                              "tuning seeds reached": f"{cell.reached}/{cell.seeds}",
                              "budget": tuning.BUDGETS[(chapter, size)],
-                             "lr at the grid's edge": grid_edge(cell.lr, chapter)})
+                             "lr at the grid's edge": tuning.grid_edge(
+                                 cell.lr, tuning.grid_lrs(chapter))})
     return pd.DataFrame(rows).set_index(["table", "task", "method"])
-
-
-def grid_edge(lr: float, chapter: str) -> str:
-    """``"largest"`` or ``"smallest"`` when ``lr`` is that end of ``chapter``'s tuning grid,
-    else ``""``."""
-    from grokbook import tuning
-
-    grid = tuning.grid_lrs(chapter)
-    return "largest" if lr == max(grid) else "smallest" if lr == min(grid) else ""
 
 
 def write_csv(table: pd.DataFrame, path, title: str, command: str = "") -> Path:

@@ -312,7 +312,32 @@ def edge_counts(chapter: str, profile: str, tasks: tuple[str, ...] | None = None
     grid = lrs or grid_lrs(chapter)
     chosen = [best(chapter, profile, task, method, lrs=lrs)
               for task, method in methods(chapter, profile) if tasks is None or task in tasks]
-    return sum(lr in (min(grid), max(grid)) for lr, _wd in chosen), len(chosen)
+    return sum(bool(grid_edge(lr, grid)) for lr, _wd in chosen), len(chosen)
+
+
+def grid_edge(lr: float, grid: tuple[float, ...]) -> str:
+    """``"largest"`` or ``"smallest"`` when ``lr`` is that end of ``grid``, else ``""``."""
+    return "largest" if lr == max(grid) else "smallest" if lr == min(grid) else ""
+
+
+def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str) -> str:
+    """Chapters 4 and 5's paragraph on their grid's edge: how many of their tuned cells sit on
+    an edge of :data:`LRS`, what extending chapter 6's grid beyond it changed, and ``why``
+    this chapter's grid is not extended."""
+    if profile not in PROFILES:
+        return "(The `paper` profile keeps the paper's settings: nothing is tuned.)"
+    on_edge, tuned = edge_counts(chapter, profile, tasks)
+    sat, cases = edge_counts("neuralgrok", "book", ("add", "sub", "mul"), LRS)
+    wide = grid_lrs("neuralgrok")
+    narrow, extended = (best_cell("neuralgrok", "book", "add", "plain", lrs=lrs)["median"]
+                        for lrs in (LRS, wide))
+    return (f"{on_edge} of the {tuned} tuned cells above sit on the smallest or the largest "
+            f"learning rate of the grid ({', '.join(map(str, LRS))}; the table's last column). "
+            "A best cell on an edge says only that the optimum lies there *or beyond it*. "
+            f"Chapter 6's tuned cells sat on an edge of this grid in {sat} of {cases} cases; "
+            f"its grid goes on to {max(wide)}, and there tuned plain training on a+b needs "
+            f"{extended / narrow:.0%} of the median epochs of its best cell on this grid. "
+            + why)
 
 
 def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS, *,
