@@ -10,19 +10,28 @@ import pytest
 
 from grokbook import experiments, leaderboard, profiles, stats, tuning
 from grokbook.bench import step_flops
-from grokbook.config import FNNCfg, GrokFastCfg, replace
+from grokbook.config import FNNCfg, GrokFastCfg, ParityCfg, VectorFNNCfg, replace
 from grokbook.history import History
 from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
-from grokbook.profiles.shootout import DEFAULT_LR, METHODS, OWN, SHARED, SMALL_INIT
+from grokbook.profiles.shootout import (
+    DEFAULT_LR,
+    METHODS,
+    OWN,
+    PARITY,
+    SHARED,
+    SMALL_INIT,
+    tuned_here,
+)
 
 # ---- the profile -----------------------------------------------------------------------------
 
 def test_every_method_is_chapter_6s_run_changed_in_one_place():
     P = profiles.load("shootout", "book", tuned=False)
+    assert P.tasks == ("add", "sub", "mul", PARITY)
     for task in P.tasks:
         methods = P.methods(task)
         assert tuple(methods) == METHODS
-        base = replace(P.base.run, data__op=task)
+        base = P.parity if task == PARITY else replace(P.base.run, data__op=task)
         assert methods["plain"] == base
         assert methods["wd-only"].optim.lr == DEFAULT_LR
         assert methods["small-init"].model.init_scale == SMALL_INIT
@@ -34,8 +43,26 @@ def test_every_method_is_chapter_6s_run_changed_in_one_place():
         transfer = methods["GrokTransfer"]
         assert isinstance(transfer, experiments.GrokTransfer)
         assert transfer.target == base and transfer.weak.data == base.data
-        assert isinstance(transfer.weak.model, FNNCfg) and transfer.weak.budget.stop_acc == 0.5
+        if task == PARITY:
+            assert transfer.weak == profiles.load("transfer", "book").parity_weak
+        else:
+            assert isinstance(transfer.weak.model, FNNCfg)
+            assert transfer.weak.budget.stop_acc == 0.5
     assert P.method("mul", "GrokTransfer").weak.model.d_embed == 8
+
+
+def test_parity_is_chapter_4s_network_with_the_races_optimizer_and_budget():
+    P = profiles.load("shootout", "book", tuned=False)
+    ch4 = profiles.load("transfer", "book", tuned=False).parity_scratch
+    plain = P.method(PARITY, "plain")
+    assert (plain.data, plain.model, plain.loss) == (ch4.data, ch4.model, ch4.loss)
+    assert isinstance(plain.data, ParityCfg) and isinstance(plain.model, VectorFNNCfg)
+    assert (plain.optim, plain.budget) == (P.base.run.optim, P.base.run.budget)
+    assert P.label(PARITY) == "(40, 3)-parity" and P.title("add") == "a + b mod 59"
+    assert tuned_here(PARITY) == tuple(m for m in METHODS if m != "wd-only")
+    assert tuned_here("add") == OWN
+    with pytest.raises(ValueError, match="unknown task 'xor'"):
+        tuned_here("xor")
 
 
 def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
@@ -44,15 +71,17 @@ def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
         ch6 = profiles.load("neuralgrok", name)
         for task in P.tasks:
             for method in SHARED:
-                assert P.method(task, method).optim == ch6.method(task, method).optim
-            for method in OWN:
+                if method not in tuned_here(task):
+                    assert P.method(task, method).optim == ch6.method(task, method).optim
+            for method in tuned_here(task):
                 run = getattr(P.method(task, method), "target", P.method(task, method))
                 assert (run.optim.lr, run.optim.weight_decay) == tuning.best(
                     "shootout", name, task, method)
             wd_only = P.method(task, "wd-only").optim
             assert wd_only.lr == DEFAULT_LR
             assert (DEFAULT_LR, wd_only.weight_decay) == tuning.best(
-                "neuralgrok", name, task, "plain", lrs=(DEFAULT_LR,))
+                "shootout" if task == PARITY else "neuralgrok", name, task, "plain",
+                lrs=(DEFAULT_LR,))
     assert tuning.table_profile("shootout", "ci") == "book"
     paper = profiles.load("shootout", "paper")
     assert paper.tuned_optim == () and paper.base.run.model.kind == "transformer"
@@ -60,9 +89,10 @@ def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
 
 def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
     cells = tuning.cells(("book",), ("shootout",))
-    assert {c.method for c in cells} == set(OWN)
+    assert {c.method for c in cells if c.task != PARITY} == set(OWN)
+    assert {c.method for c in cells if c.task == PARITY} == set(METHODS) - {"wd-only"}
     grid = len(tuning.grid_lrs("shootout")) * len(tuning.WEIGHT_DECAYS)
-    assert len(cells) == len(OWN) * 3 * grid * 3
+    assert len(cells) == (len(OWN) * 3 + len(METHODS) - 1) * grid * 3
     assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
 
 
@@ -219,6 +249,22 @@ def test_a_small_race_end_to_end(monkeypatch):
                                   again.drop(columns=["seconds", "seconds_budget"]))
     ranked = leaderboard.board(table, "epochs")
     assert set(ranked.index) == set(METHODS) and ranked["rank"].min() == 1
+
+
+def test_every_method_races_on_parity(monkeypatch):
+    """The ci profile races a+b only: every method on a small parity (its own network, a
+    logistic loss, a weak model with a 40 x 16 first layer) must still train and be counted."""
+    monkeypatch.setenv("GROKBOOK_CACHE", "off")
+    P = profiles.load("shootout", "ci")
+    short = {"budget__epochs": 20, "data__n_train": 200, "data__n_test": 200}
+    small = dataclasses.replace(P, tasks=(PARITY,), seeds=(0,),
+                                parity=replace(P.parity, **short),
+                                parity_weak=replace(P.parity_weak, **short))
+    table = leaderboard.shootout_table(small, progress=False)
+    assert set(table.method) == set(METHODS) and set(table.task) == {PARITY}
+    assert (table.epochs_budget == 20).all() and (table.gflop_budget > 0).all()
+    transfer = table[table.method == "GrokTransfer"].iloc[0]
+    assert transfer.weak_gflop > 0
 
 
 def test_the_leaderboard_widget_reranks_without_training():

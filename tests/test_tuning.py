@@ -65,6 +65,7 @@ def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
         assert min(grid) < lr < max(grid), (task, lr)
     for chapter, cells in (("neuralgrok", 15), ("shootout", 6)):  # every raced method's too
         assert tuning.edge_counts(chapter, "book", ("add", "sub", "mul")) == (0, cells)
+    assert tuning.edge_counts("shootout", "book", ("parity",)) == (0, 7)  # 7 tuned there
     on_old_edge, tuned = tuning.edge_counts("neuralgrok", "book", ("add", "sub", "mul"),
                                             tuning.LRS)
     assert on_old_edge == tuned  # why the grid was extended

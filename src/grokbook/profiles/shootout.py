@@ -15,13 +15,20 @@ half of the table for training, full-batch AdamW, a budget in epochs. The method
   test; d_embed 8 for a*b, as chapter 4's ci profile) hands over its embedding A, the FNN starts
   from ``A @ B``; its weak model's cost is counted.
 
+A fourth task is not arithmetic: chapter 4's (40, 3)-sparse parity (:data:`PARITY`), 1000
+training points, its target FNN (first layer 128 wide, then 128, 128; logistic loss) with the
+race's optimizer, budget and stopping rule, and chapter 4's weak model for GrokTransfer (3 layers
+of width 16, stopped at 70% test). Chapter 6 does not tune parity, so every method but
+``wd-only`` has rows of its own there (:func:`tuned_here`).
+
 Every method is tuned on the same lr x weight decay grid with the same budget and tuning seeds
 (``grokbook.tuning``): the methods chapter 6 already tuned read chapter 6's rows of the table
 (:data:`SHARED`), ``small-init`` and ``GrokTransfer`` have rows of their own (chapter
-``shootout``), ``wd-only`` reads plain training's rows at learning rate 1e-2. ci: the book's models,
-data and table, one task (a+b), 5 seeds, a shorter budget. paper: chapter 6's paper setting (the
-2-layer Transformer of GrokFast's and NeuralGrok's papers, mod 97) for a GPU, the methods at the
-chapter's default (lr, weight decay); GrokTransfer there starts the Transformer from the weak FNN
+``shootout``), ``wd-only`` reads plain training's rows at learning rate 1e-2 (on parity, this
+chapter's). ci: the book's models, data and table, one task (a+b), 5 seeds, a shorter budget.
+paper: chapter 6's paper setting (the 2-layer Transformer of GrokFast's and NeuralGrok's papers,
+mod 97) and chapter 4's paper-size parity for a GPU, the methods at the chapter's default (lr,
+weight decay); GrokTransfer there starts the Transformer from the weak FNN
 (chapter 5's recipe).
 """
 
@@ -32,6 +39,8 @@ from dataclasses import dataclass
 from grokbook.config import BudgetCfg, FNNCfg, OptimCfg, RunCfg, replace
 from grokbook.experiments import GrokTransfer, Method
 from grokbook.profiles import neuralgrok as ch6
+from grokbook.profiles import transfer as ch4
+from grokbook.tasks import OPERATIONS
 
 METHODS = ("plain", "wd-only", "small-init", "GrokFast-EMA", "GrokFast-MA", "TensorNorm",
            "NeuralGrok", "GrokTransfer")
@@ -39,6 +48,8 @@ SHARED = ("plain", "GrokFast-EMA", "GrokFast-MA", "TensorNorm", "NeuralGrok")
 """Methods tuned (and raced) exactly as in chapter 6: their tuned settings are chapter 6's."""
 OWN = ("small-init", "GrokTransfer")
 """Methods with tuning rows of their own (``grokbook tune --chapter shootout``)."""
+PARITY = "parity"
+"""The sparse-parity task's name (chapter 4's (40, 3)-sparse parity)."""
 DEFAULT_LR = 1e-2
 """wd-only's learning rate: the chapter's setting before tuning (chapter 6's)."""
 SMALL_INIT = 0.5
@@ -48,6 +59,7 @@ SMALL_INIT = 0.5
 class Shootout:
     """``base``: chapter 6's settings at this profile (the run, the transforms, the seeds);
     ``tasks``, ``seeds``: the races; ``weak``: the GrokTransfer weak run per task;
+    ``parity``, ``parity_weak``: the sparse-parity run before tuning and its weak run;
     ``tuned_optim``: (task, method, lr, weight decay) from the tuning table (:func:`tuned`)."""
 
     name: str
@@ -56,7 +68,21 @@ class Shootout:
     base: ch6.NeuralGrokChapter
     weak: RunCfg
     weak_mul: RunCfg
+    parity: RunCfg
+    parity_weak: RunCfg
     tuned_optim: tuple[tuple[str, str, float, float], ...] = ()
+
+    def label(self, task: str) -> str:
+        """A task's short name: ``a+b``, ..., ``(40, 3)-parity``."""
+        if task == PARITY:
+            return f"({self.parity.data.n_bits}, {self.parity.data.k})-parity"
+        return OPERATIONS[task].formula
+
+    def title(self, task: str) -> str:
+        """A task with its size: ``a+b mod 59``, ``(40, 3)-parity, 1000 training points``."""
+        if task == PARITY:
+            return f"{self.label(task)}, {self.parity.data.n_train} training points"
+        return f"{self.label(task)} mod {self.p}"
 
     @property
     def p(self) -> int:
@@ -80,9 +106,9 @@ class Shootout:
         """``method`` on ``task`` at its tuned (lr, weight decay)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
-        if task not in ch6.TASKS:
-            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(ch6.TASKS)}")
-        run = replace(self.base.run, data__op=task)
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        run = self.parity if task == PARITY else replace(self.base.run, data__op=task)
         tuned = self.optim(task, method)
         if method in SHARED:
             return replace(run, grad_transform=self.base.transform(method), **tuned)
@@ -90,6 +116,8 @@ class Shootout:
             return replace(run, **{"optim__lr": DEFAULT_LR, **tuned})
         if method == "small-init":
             return replace(run, model__init_scale=SMALL_INIT, **tuned)
+        if task == PARITY:
+            return GrokTransfer(self.parity_weak, replace(run, **tuned))
         weak = replace(self.weak_mul if task == "mul" else self.weak, data=run.data)
         return GrokTransfer(weak, replace(run, **tuned))
 
@@ -97,13 +125,34 @@ class Shootout:
         return {name: self.method(task, name) for name in METHODS}
 
 
+TASKS = (*ch6.TASKS, PARITY)
+
+
+def tuned_here(task: str) -> tuple[str, ...]:
+    """The methods this chapter tunes on ``task`` itself (its rows of the tuning table):
+    :data:`OWN` on chapter 6's tasks; on parity, which chapter 6 does not tune, every method
+    but ``wd-only`` (which reads plain training's rows)."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    return tuple(m for m in METHODS if m != "wd-only") if task == PARITY else OWN
+
+
+def _parity(transfer: ch4.Transfer, neuralgrok: ch6.NeuralGrokChapter) -> RunCfg:
+    """Chapter 4's parity target (data, network, loss) with the race's optimizer and budget."""
+    return replace(transfer.parity_scratch, optim=neuralgrok.run.optim,
+                   budget=neuralgrok.run.budget)
+
+
 _WEAK = RunCfg(data=ch6.BOOK.run.data, model=FNNCfg(d_embed=6, width=16, depth=2),
                optim=OptimCfg(lr=1e-2, weight_decay=0.1),
                budget=BudgetCfg(4000, eval_every=10, stop_acc=0.5, stop_patience=1))
-BOOK = Shootout(name="book", tasks=ch6.RACED, seeds=tuple(range(8)), base=ch6.BOOK,
-                weak=_WEAK, weak_mul=replace(_WEAK, model__d_embed=8))
-CI = replace(BOOK, name="ci", tasks=("add",), seeds=tuple(range(5)), base=ch6.CI)
+BOOK = Shootout(name="book", tasks=(*ch6.RACED, PARITY), seeds=tuple(range(8)), base=ch6.BOOK,
+                weak=_WEAK, weak_mul=replace(_WEAK, model__d_embed=8),
+                parity=_parity(ch4.BOOK, ch6.BOOK), parity_weak=ch4.BOOK.parity_weak)
+CI = replace(BOOK, name="ci", tasks=("add",), seeds=tuple(range(5)), base=ch6.CI,
+             parity=_parity(ch4.BOOK, ch6.CI))
 PAPER = replace(BOOK, name="paper", base=ch6.PAPER,
+                parity=_parity(ch4.PAPER, ch6.PAPER), parity_weak=ch4.PAPER.parity_weak,
                 weak=replace(_WEAK, model__d_embed=4, budget__epochs=20000),
                 weak_mul=replace(_WEAK, model__d_embed=4, budget__epochs=20000))
 PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
@@ -112,17 +161,18 @@ PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
 def tuned(P: Shootout) -> Shootout:
     """``P`` with every method at its tuned (lr, weight decay) on every task: chapter 6's rows
     for :data:`SHARED`, plain training's rows at learning rate :data:`DEFAULT_LR` for ``wd-only``,
-    this chapter's rows for :data:`OWN` (the paper profile keeps the defaults)."""
+    this chapter's rows for :data:`OWN` and for every method on parity (:func:`tuned_here`; the
+    paper profile keeps the defaults)."""
     from grokbook.tuning import best
 
     chosen = []
     for task in P.tasks:
         for method in METHODS:
-            if method in SHARED:
-                lr_wd = best("neuralgrok", P.name, task, method)
-            elif method == "wd-only":
-                lr_wd = best("neuralgrok", P.name, task, "plain", lrs=(DEFAULT_LR,))
+            here = method in tuned_here(task)
+            if method == "wd-only":
+                lr_wd = best("shootout" if task == PARITY else "neuralgrok", P.name, task,
+                             "plain", lrs=(DEFAULT_LR,))
             else:
-                lr_wd = best("shootout", P.name, task, method)
+                lr_wd = best("shootout" if here else "neuralgrok", P.name, task, method)
             chosen.append((task, method, lr_wd))
     return replace(P, tuned_optim=tuple((t, m, *lr_wd) for t, m, lr_wd in chosen if lr_wd))
