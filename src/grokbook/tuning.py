@@ -1,9 +1,10 @@
 """Fair tuning: every method of a comparison on the same grid, budget and tuning seeds.
 
 A comparison is only fair when each side runs at its own best setting. For each comparison of
-chapters 4, 5 and 6 (scratch against GrokTransfer; plain training against GrokFast's two filters and
-GrokTransfer; plain training, GrokFast, per-tensor normalisation and NeuralGrok on four tasks),
-every method is trained on the same grid of learning rate x weight decay
+chapters 4, 5, 6 and 8 (scratch against GrokTransfer; plain training against GrokFast's two
+filters and GrokTransfer; plain training, GrokFast, per-tensor normalisation and NeuralGrok on
+four tasks; chapter 8's small initialization and GrokTransfer, and every method on sparse
+parity), every method is trained on the same grid of learning rate x weight decay
 (:func:`grid_lrs` x :data:`WEIGHT_DECAYS`), with the same epoch budget, from the same tuning seeds
 (:data:`TUNING_SEEDS`), which no chapter reports (``grokbook.profiles`` refuses a seed offset
 that would reach them). A cell's score is the median over its seeds of the epochs to 95% test
