@@ -348,8 +348,8 @@ def parity_note() -> str:
     task, and this says where its best cell is and how fast it gets there."""
     cell = best_cell("shootout", "book", "parity", "plain")
     budget = BUDGETS[("shootout", "book")]
-    speed = (f"does not reach 95% test within {budget} epochs on its median tuning seed at any "
-             "cell" if cell.censored else
+    speed = (f"does not reach 95% test within {budget} epochs on its median tuning seed"
+             if cell.censored else
              f"reaches 95% test in a median of {cell['median']:.0f} epochs over the "
              f"{cell.seeds} tuning seeds ({cell.reached} of {cell.seeds} got there)")
     return ("Tuned on the grid (chapter 8 tunes every method on this task, with the race's "

@@ -495,7 +495,7 @@ class NeuralGrokRace(MethodsExplorer):
                                     description="task", style=STYLE),
             "first": w.Dropdown(options=METHODS, value="NeuralGrok", description="method 1",
                                 style=STYLE),
-            # up to 1: the tuning grid of chapters 6 and 8 reaches 0.3 (tuning.grid_lrs)
+            # up to 1, the largest learning rate of chapters 6 and 8's tuning grid (tuning.grid_lrs)
             "lr": _slider(w.FloatLogSlider, "method 1 learning rate", value=1e-2, base=10,
                           min=-4, max=0, step=0.25),
             "wd": _slider(w.FloatSlider, "method 1 weight decay", value=1.0, min=0.0,
