@@ -55,9 +55,10 @@ $(NPM_DIR)/node_modules/.package-lock.json: package.json package-lock.json
 	touch $@
 
 ## test: unit tests, CLI, determinism, and every chapter re-run at the ci profile (nbval), on
-## two workers of one thread each (a chapter's cells stay on one worker)
+## two workers of one thread each (a chapter's cells stay on one worker; the slowest files
+## first, in the order of conftest.py's SLOWEST_FIRST)
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check src tests book

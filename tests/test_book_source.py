@@ -181,3 +181,13 @@ def test_glossary_terms_used_in_the_chapters_exist():
         assert used, f"{path.stem} links no glossary term"
         for target, plain in used:
             assert (target or plain) in defined, f"{path.stem}: no glossary entry {target or plain}"
+
+
+def test_the_slowest_first_order_names_files_that_exist():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("root_conftest", ROOT / "conftest.py")
+    root = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(root)
+    missing = [name for name in root.SLOWEST_FIRST if not (ROOT / name).is_file()]
+    assert not missing, f"SLOWEST_FIRST in conftest.py names missing files: {missing}"

@@ -116,3 +116,14 @@ def test_a_seed_offset_shifts_every_list_of_seeds(monkeypatch):
         profiles.load("cross", "ci")
     with pytest.raises(ValueError, match="seed_offset must be an integer"):
         profiles.load("cross", "ci", seed_offset=-1)
+
+
+def test_cross_low_weight_decay_race_holds_what_the_claims_read():
+    from grokbook.profiles import cross
+
+    assert set(cross.BOOK.low_wd_methods()) == {"plain", "GrokFast-EMA", "GrokFast-MA"}
+    assert list(cross.CI.low_wd_methods()) == ["plain", "GrokFast-MA"]
+    for bad in (("GrokFast-MA",), ("plain",), ("plain", "GrokFast-MA", "GrokTransfer"),
+                ("plain", "GrokFast-MA", "GrokFast-MA"), ["plain", "GrokFast-MA"]):
+        with pytest.raises(ValueError, match="low_wd_compared must start with 'plain'"):
+            replace(cross.BOOK, low_wd_compared=bad)
