@@ -108,5 +108,7 @@ def test_bad_ensembles_raise_clear_errors(build, message):
 def test_benchmark_quick_smoke_run(capsys):
     assert bench_main(["--quick"]) == 0
     out = capsys.readouterr().out
-    for figure in ("1. Nanda setup", "2. training step", "3. 4 tiny FNNs", "4. 2 configs"):
+    for figure in ("1. Nanda setup", "2. training step", "3. N models", "tiny FNNs",
+                   "tiny Transformers", "one stack of 4, ", "2 processes x 1 thread",
+                   "best: "):
         assert figure in out

@@ -10,24 +10,32 @@
 2. The achieved GFLOP/s of that training step (forward, backward and AdamW, without the periodic
    evaluation; FLOPs counted by PyTorch's FlopCounterMode) as a fraction of a large matmul's
    GFLOP/s on this machine.
-3. 32 seeds of a tiny FNN (d_embed 4, width 16, a+b mod 113): one ensemble against one after
-   another.
-4. 8 configurations (lr, weight decay, init scale) of chapter 1's FNN: the same comparison.
+3. N small models trained one by one through ``train``'s single-run path (on 1 and on 2
+   threads) against the same work as stacks (``train`` given a list of models: one vectorized
+   ensemble) and in two one-thread processes: (a) 32 weak FNNs (d_embed 6, width 16, a+b mod 97,
+   30% train), (b) 8 target FNNs (d_embed 32, width 128, depth 3), (c) 8 one-layer Transformers
+   (d_model 64, a+b mod 59, 50% train), (d) a 4 x 6 (lr, weight decay) grid of (b) as one run.
+   Each path's speed-up over the best one-by-one path and its achieved GFLOP/s (training steps,
+   counted by FlopCounterMode) against a large matmul on the same number of threads.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from grokbook import profiles
 from grokbook.models import make_model
 from grokbook.tasks import modular_arithmetic
 from grokbook.train import train
@@ -114,22 +122,146 @@ def nanda(epochs: int, p: int = 113) -> dict[str, float]:
             "step_gflops": flops * epochs / steps_only / 1e9, "step_gflop": flops / 1e9}
 
 
-def ensemble_vs_sequential(build: Callable[[int], nn.Module], configs: Sequence[dict], data,
-                           epochs: int) -> tuple[float, float]:
-    """Wall times of training ``configs`` one after another and as one ensemble."""
-    def settings(key):
-        return [c[key] for c in configs]
+@dataclass(frozen=True)
+class Workload:
+    """N small models of one architecture, trained full batch for ``epochs`` without early
+    stopping, member ``i`` from seed ``i`` at its own (lr, weight decay) in ``settings``."""
 
-    def sequential():
-        for i, c in enumerate(configs):
-            train(build(i), data, epochs=epochs, lr=c["lr"], weight_decay=c["weight_decay"],
-                  progress=False)
+    label: str
+    kind: str
+    p: int
+    frac: float
+    options: dict[str, int]
+    settings: tuple[tuple[float, float], ...]
+    epochs: int
 
-    def together():
-        train([build(i) for i in range(len(configs))], data, epochs=epochs,
-              lr=settings("lr"), weight_decay=settings("weight_decay"), progress=False)
+    def data(self):
+        return modular_arithmetic("add", self.p, self.frac, seed=0)
 
-    return timed(sequential), timed(together)
+    def model(self, member: int) -> nn.Module:
+        return make_model(self.kind, self.p, self.p, seed=member, **self.options)
+
+
+WEAK = {"d_embed": 6, "width": 16, "depth": 2}
+TARGET = {"d_embed": 32, "width": 128, "depth": 3}
+TRANSFORMER = {"d_model": 64, "n_heads": 4, "d_mlp": 256, "n_layers": 1}
+GRID = tuple((lr, wd) for lr in (1e-3, 3e-3, 1e-2, 3e-2) for wd in (0.1, 0.3, 1.0, 2.0, 3.0, 5.0))
+
+
+def workloads(quick: bool = False) -> list[Workload]:
+    """The issue's four: (a) 32 weak FNNs, (b) 8 target FNNs, (c) 8 one-layer Transformers,
+    (d) a 4 x 6 (lr, weight decay) grid of (b); epochs chosen for seconds per path."""
+    if quick:
+        return [Workload("tiny FNNs", "fnn", 23, 0.3, {"d_embed": 4, "width": 8, "depth": 2},
+                         ((1e-2, 1.0),) * 4, 3),
+                Workload("tiny Transformers", "transformer", 23, 0.3,
+                         {"d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 1},
+                         ((1e-2, 1.0),) * 2, 2)]
+    return [
+        Workload("(a) 32 weak FNNs (d_embed 6, width 16), a+b mod 97, 30% train", "fnn", 97, 0.3,
+                 WEAK, ((1e-2, 1.0),) * 32, 300),
+        Workload("(b) 8 target FNNs (d_embed 32, width 128, depth 3), same data", "fnn", 97, 0.3,
+                 TARGET, ((1e-2, 1.0),) * 8, 150),
+        Workload("(c) 8 one-layer Transformers (d_model 64), a+b mod 59, 50% train",
+                 "transformer", 59, 0.5, TRANSFORMER, ((1e-2, 1.0),) * 8, 40),
+        Workload("(d) a 4 x 6 (lr, weight decay) grid of (b)", "fnn", 97, 0.3, TARGET, GRID, 50),
+    ]
+
+
+def train_members(work: Workload, members: Sequence[int], stack: int, threads: int) -> float:
+    """Seconds to train ``members`` of ``work`` on ``threads`` threads: one by one through
+    :func:`train`'s single-run path (``stack`` 1) or as stacks of ``stack`` members."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        data = work.data()
+        models = [work.model(i) for i in members]
+        start = time.perf_counter()
+        for first in range(0, len(models), stack):
+            chunk = list(range(first, min(first + stack, len(models))))
+            lrs = [work.settings[members[i]][0] for i in chunk]
+            wds = [work.settings[members[i]][1] for i in chunk]
+            if stack == 1:
+                train(models[chunk[0]], data, epochs=work.epochs, lr=lrs[0],
+                      weight_decay=wds[0], progress=False)
+            else:
+                train([models[i] for i in chunk], data, epochs=work.epochs, lr=lrs,
+                      weight_decay=wds, progress=False)
+        return time.perf_counter() - start
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _one_thread_worker() -> None:
+    torch.set_num_threads(1)
+
+
+def in_processes(pool: ProcessPoolExecutor, work: Workload, stack: int) -> float:
+    """Wall seconds for two one-thread processes, each training half the members (stacks of
+    ``stack``), started together. Unlike the in-process paths, this time includes sending the
+    work and building each process's data and models: it favours the in-process paths."""
+    halves = [range(len(work.settings))[i::2] for i in range(2)]
+    start = time.perf_counter()
+    futures = [pool.submit(train_members, work, list(half), stack, 1) for half in halves]
+    for future in futures:
+        future.result()
+    return time.perf_counter() - start
+
+
+def stack_paths(work: Workload, pool: ProcessPoolExecutor | None,
+                cores: int) -> dict[str, float]:
+    """Seconds per path for one workload: one by one on 1 thread and on ``cores``; one stack
+    of all; stacks of 4 and 8; two one-thread processes, one by one and with stacks of 4."""
+    n = len(work.settings)
+    everyone = list(range(n))
+    train_members(work, everyone[:1], 1, 1)  # warm up kernels and allocators
+    paths = {"one by one, 1 thread": train_members(work, everyone, 1, 1)}
+    if cores > 1:
+        paths[f"one by one, {cores} threads"] = train_members(work, everyone, 1, cores)
+    for size in sorted({n, 8, 4} - {1}):
+        if size <= n:
+            label = f"one stack of {n}" if size == n else f"stacks of {size}"
+            paths[f"{label}, {cores} threads"] = train_members(work, everyone, size, cores)
+    if pool is not None:
+        in_processes(pool, dataclasses.replace(work, settings=work.settings[:2]), 1)  # warm up
+        for size in (1, 4):
+            if size == 1 or size < (n + 1) // 2:
+                label = "one by one" if size == 1 else f"stacks of {size}"
+                paths[f"2 processes x 1 thread, {label}"] = in_processes(pool, work, size)
+    return paths
+
+
+def stack_benchmarks(quick: bool = False) -> tuple[list[dict[str, object]], dict[int, float]]:
+    """Every workload's paths, as rows: seconds, speed-up over the best one-by-one path (the
+    single-run path at its best thread count) and achieved GFLOP/s of the training steps; and
+    the matmul peak per thread count."""
+    cores = min(2, os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")
+    rows = []
+    peak = {1: 0.0, cores: 0.0}
+    previous = torch.get_num_threads()
+    for threads in peak:
+        torch.set_num_threads(threads)
+        peak[threads] = matmul_gflops(512 if quick else 1024, repeats=10)
+    torch.set_num_threads(previous)
+    pool = ProcessPoolExecutor(2, mp_context=context, initializer=_one_thread_worker) \
+        if cores > 1 else None
+    try:
+        for work in workloads(quick):
+            data = work.data()
+            flops = step_flops(work.model(0), data) * work.epochs * len(work.settings)
+            paths = stack_paths(work, pool, cores)
+            baseline = min(v for k, v in paths.items() if k.startswith("one by one"))
+            for path, seconds in paths.items():
+                threads = 1 if "1 thread" in path and "processes" not in path else cores
+                rows.append({"workload": work.label, "path": path, "seconds": seconds,
+                             "speedup": baseline / seconds,
+                             "gflops": flops / seconds / 1e9,
+                             "peak_share": flops / seconds / 1e9 / peak[threads]})
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return rows, peak
 
 
 def run(quick: bool = False) -> dict[str, float]:
@@ -154,32 +286,20 @@ def run(quick: bool = False) -> dict[str, float]:
           f"achieved; large matmul {peak:.1f} GFLOP/s (best of {before:.0f} before and "
           f"{after:.0f} after): {results['step_fraction']:.0%}")
 
-    p = 23 if quick else 113
-    data = modular_arithmetic("add", p, 0.3, seed=0)
-    tiny = {"d_embed": 4, "width": 16, "depth": 2}
-    seeds = 4 if quick else 32
-    sequential, together = ensemble_vs_sequential(
-        lambda i: make_model("fnn", p, p, seed=i, **tiny),
-        [{"lr": 1e-2, "weight_decay": 1.0}] * seeds, data, 5 if quick else 500)
-    results.update(tiny_sequential_s=sequential, tiny_ensemble_s=together,
-                   tiny_speedup=sequential / together)
-    print(f"3. {seeds} tiny FNNs ({'5' if quick else '500'} epochs): one by one "
-          f"{sequential:.2f} s, ensemble {together:.2f} s: {sequential / together:.1f}x")
-
-    book = profiles.load("grokking", "book")
-    chapter_data = modular_arithmetic("add", book.p, book.frac, seed=0)
-    grid = [{"lr": lr, "weight_decay": wd, "init_scale": s}
-            for lr in (1e-2, 3e-3) for wd in (0.3, 1.0) for s in (1.0, 2.0)][: 2 if quick else 8]
-    sequential, together = ensemble_vs_sequential(
-        lambda i: make_model("fnn", book.p, book.p, seed=0,
-                             d_embed=book.fnn.model.d_embed, width=book.fnn.model.width,
-                             depth=book.fnn.model.depth, init_scale=grid[i]["init_scale"]),
-        grid, chapter_data, 3 if quick else 300)
-    results.update(chapter_sequential_s=sequential, chapter_ensemble_s=together,
-                   chapter_speedup=sequential / together)
-    print(f"4. {len(grid)} configs of chapter 1's FNN ({'3' if quick else '300'} epochs): "
-          f"one by one {sequential:.2f} s, ensemble {together:.2f} s: "
-          f"{sequential / together:.1f}x")
+    rows, stack_peak = stack_benchmarks(quick)
+    peaks = ", ".join(f"{v:.0f} GFLOP/s on {k} thread(s)" for k, v in stack_peak.items())
+    print("3. N models: one by one through the single-run path against stacks and processes "
+          f"(matmul peak {peaks}; speed-up over the best one-by-one path)")
+    for workload in dict.fromkeys(row["workload"] for row in rows):
+        print(f"   {workload}")
+        mine = [row for row in rows if row["workload"] == workload]
+        for row in mine:
+            print(f"     {row['path']:38s} {row['seconds']:7.2f} s  {row['speedup']:5.2f}x  "
+                  f"{row['gflops']:6.1f} GFLOP/s ({row['peak_share']:.0%} of peak)")
+        best = max(mine, key=lambda row: row["speedup"])
+        print(f"     best: {best['path']} ({best['speedup']:.2f}x)")
+        key = workload.split(" ")[0].strip("()")
+        results[f"stack_{key}_speedup"] = best["speedup"]
     return results
 
 
