@@ -127,6 +127,7 @@ class Workload:
     """N small models of one architecture, trained full batch for ``epochs`` without early
     stopping, member ``i`` from seed ``i`` at its own (lr, weight decay) in ``settings``."""
 
+    key: str
     label: str
     kind: str
     p: int
@@ -152,19 +153,20 @@ def workloads(quick: bool = False) -> list[Workload]:
     """The issue's four: (a) 32 weak FNNs, (b) 8 target FNNs, (c) 8 one-layer Transformers,
     (d) a 4 x 6 (lr, weight decay) grid of (b); epochs chosen for seconds per path."""
     if quick:
-        return [Workload("tiny FNNs", "fnn", 23, 0.3, {"d_embed": 4, "width": 8, "depth": 2},
-                         ((1e-2, 1.0),) * 4, 3),
-                Workload("tiny Transformers", "transformer", 23, 0.3,
+        return [Workload("tiny_fnn", "tiny FNNs", "fnn", 23, 0.3,
+                         {"d_embed": 4, "width": 8, "depth": 2}, ((1e-2, 1.0),) * 4, 3),
+                Workload("tiny_transformer", "tiny Transformers", "transformer", 23, 0.3,
                          {"d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 1},
                          ((1e-2, 1.0),) * 2, 2)]
     return [
-        Workload("(a) 32 weak FNNs (d_embed 6, width 16), a+b mod 97, 30% train", "fnn", 97, 0.3,
-                 WEAK, ((1e-2, 1.0),) * 32, 300),
-        Workload("(b) 8 target FNNs (d_embed 32, width 128, depth 3), same data", "fnn", 97, 0.3,
-                 TARGET, ((1e-2, 1.0),) * 8, 150),
-        Workload("(c) 8 one-layer Transformers (d_model 64), a+b mod 59, 50% train",
+        Workload("a", "(a) 32 weak FNNs (d_embed 6, width 16), a+b mod 97, 30% train", "fnn",
+                 97, 0.3, WEAK, ((1e-2, 1.0),) * 32, 300),
+        Workload("b", "(b) 8 target FNNs (d_embed 32, width 128, depth 3), same data", "fnn",
+                 97, 0.3, TARGET, ((1e-2, 1.0),) * 8, 150),
+        Workload("c", "(c) 8 one-layer Transformers (d_model 64), a+b mod 59, 50% train",
                  "transformer", 59, 0.5, TRANSFORMER, ((1e-2, 1.0),) * 8, 40),
-        Workload("(d) a 4 x 6 (lr, weight decay) grid of (b)", "fnn", 97, 0.3, TARGET, GRID, 50),
+        Workload("d", "(d) a 4 x 6 (lr, weight decay) grid of (b)", "fnn", 97, 0.3, TARGET,
+                 GRID, 50),
     ]
 
 
@@ -209,25 +211,27 @@ def in_processes(pool: ProcessPoolExecutor, work: Workload, stack: int) -> float
 
 
 def stack_paths(work: Workload, pool: ProcessPoolExecutor | None,
-                cores: int) -> dict[str, float]:
-    """Seconds per path for one workload: one by one on 1 thread and on ``cores``; one stack
-    of all; stacks of 4 and 8; two one-thread processes, one by one and with stacks of 4."""
+                cores: int) -> dict[str, tuple[float, int]]:
+    """(seconds, threads used) per path for one workload: one by one on 1 thread and on
+    ``cores``; one stack of all; stacks of 4 and 8; two one-thread processes, one by one and
+    with stacks of 4."""
     n = len(work.settings)
     everyone = list(range(n))
     train_members(work, everyone[:1], 1, 1)  # warm up kernels and allocators
-    paths = {"one by one, 1 thread": train_members(work, everyone, 1, 1)}
+    paths = {"one by one, 1 thread": (train_members(work, everyone, 1, 1), 1)}
     if cores > 1:
-        paths[f"one by one, {cores} threads"] = train_members(work, everyone, 1, cores)
+        paths[f"one by one, {cores} threads"] = (train_members(work, everyone, 1, cores), cores)
     for size in sorted({n, 8, 4} - {1}):
         if size <= n:
             label = f"one stack of {n}" if size == n else f"stacks of {size}"
-            paths[f"{label}, {cores} threads"] = train_members(work, everyone, size, cores)
+            paths[f"{label}, {cores} threads"] = (train_members(work, everyone, size, cores),
+                                                  cores)
     if pool is not None:
         in_processes(pool, dataclasses.replace(work, settings=work.settings[:2]), 1)  # warm up
         for size in (1, 4):
             if size == 1 or size < (n + 1) // 2:
                 label = "one by one" if size == 1 else f"stacks of {size}"
-                paths[f"2 processes x 1 thread, {label}"] = in_processes(pool, work, size)
+                paths[f"2 processes x 1 thread, {label}"] = (in_processes(pool, work, size), 2)
     return paths
 
 
@@ -251,10 +255,10 @@ def stack_benchmarks(quick: bool = False) -> tuple[list[dict[str, object]], dict
             data = work.data()
             flops = step_flops(work.model(0), data) * work.epochs * len(work.settings)
             paths = stack_paths(work, pool, cores)
-            baseline = min(v for k, v in paths.items() if k.startswith("one by one"))
-            for path, seconds in paths.items():
-                threads = 1 if "1 thread" in path and "processes" not in path else cores
-                rows.append({"workload": work.label, "path": path, "seconds": seconds,
+            baseline = min(v for k, (v, _) in paths.items() if k.startswith("one by one"))
+            for path, (seconds, threads) in paths.items():
+                rows.append({"key": work.key, "workload": work.label, "path": path,
+                             "seconds": seconds,
                              "speedup": baseline / seconds,
                              "gflops": flops / seconds / 1e9,
                              "peak_share": flops / seconds / 1e9 / peak[threads]})
@@ -298,8 +302,7 @@ def run(quick: bool = False) -> dict[str, float]:
                   f"{row['gflops']:6.1f} GFLOP/s ({row['peak_share']:.0%} of peak)")
         best = max(mine, key=lambda row: row["speedup"])
         print(f"     best: {best['path']} ({best['speedup']:.2f}x)")
-        key = workload.split(" ")[0].strip("()")
-        results[f"stack_{key}_speedup"] = best["speedup"]
+        results[f"stack_{best['key']}_speedup"] = best["speedup"]
     return results
 
 
