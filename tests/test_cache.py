@@ -44,6 +44,24 @@ def test_the_key_covers_settings_and_code_version(disk_cache, monkeypatch):
     assert cache.key(spec) != before
 
 
+def test_a_run_cached_on_other_threads_is_trained_afresh(disk_cache):
+    """Two threads round a sum differently from one, so the thread count is in the key: a
+    cached run is served only where training it again would give the same bits."""
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = experiments.train_run(CFG, 0, progress=False)
+        cache._MEMORY.clear()
+        assert experiments.train_run(CFG, 0, progress=False).cached
+        torch.set_num_threads(2)
+        cache._MEMORY.clear()
+        two = experiments.train_run(CFG, 0, progress=False)
+        assert not two.cached and two.key != one.key
+        assert cache.machine()["threads"] == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_off_stores_nothing_and_clear_empties(disk_cache, monkeypatch):
     experiments.train_run(CFG, 0, progress=False)
     assert cache.clear() == 1 and cache.info()["entries"] == 0

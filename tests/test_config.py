@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from grokbook.config import (
     RULES,
     BudgetCfg,
+    DigitsCfg,
     FNNCfg,
     GrokFastCfg,
     Invalid,
@@ -43,7 +44,13 @@ from grokbook.config import (
     (lambda: ParityCfg(n_bits=3, k=4), "ParityCfg.k must be at most n_bits"),
     (lambda: GrokFastCfg(lamb=math.nan), "GrokFastCfg.lamb must be a finite number"),
     (lambda: GrokFastCfg(filter="sma"), "GrokFastCfg.filter must be one of 'ema', 'ma'"),
-    (lambda: RunCfg(model=VectorFNNCfg()), "VectorFNNCfg for ParityCfg data"),
+    (lambda: RunCfg(model=VectorFNNCfg()), "VectorFNNCfg for ParityCfg or DigitsCfg data"),
+    (lambda: DigitsCfg(n_train=0), "DigitsCfg.n_train must be"),
+    (lambda: DigitsCfg(n_train=1500, n_test=400), "n_train \\+ n_test must be at most 1797"),
+    (lambda: RunCfg(data=DigitsCfg(), model=VectorFNNCfg(), loss="logistic"),
+     "RunCfg.loss must be 'cross_entropy' for DigitsCfg data"),
+    (lambda: RunCfg(data=ParityCfg(), model=VectorFNNCfg()),
+     "RunCfg.loss must be 'logistic' for ParityCfg data"),
     (lambda: RunCfg(loss="mse"), "RunCfg.loss must be one of"),
 ])
 def test_bad_settings_name_the_field_and_what_is_allowed(make, message):

@@ -30,3 +30,18 @@ def test_bad_samples_are_errors():
         Censored((), ())
     with pytest.raises(ValueError, match="q must lie"):
         Censored((1,), (2,)).quantile(2)
+
+
+def test_paired_ratio_floor_pairs_seeds_and_never_overstates_the_ratio():
+    from grokbook.stats import Censored, paired_ratio_floor
+
+    a = Censored((220.0, 110.0, 80.0, 90.0, 90.0), (1000.0,) * 5)
+    b = Censored((160.0, 170.0, 80.0, 170.0, 90.0), (1000.0,) * 5)
+    assert paired_ratio_floor(a, b) == 1.0  # the medians alone (90 vs 160) say 0.56
+    never_a = Censored((None, 100.0, 100.0), (500.0, 500.0, 500.0))
+    never_b = Censored((None, 200.0, None), (500.0, 500.0, 500.0))
+    # a never: its budget, 500 / 200 = 2.5 on seed 1 (true ratio higher); b never: 0
+    assert paired_ratio_floor(never_a, Censored((100.0, 100.0, 50.0), (500.0,) * 3)) == 2.0
+    assert paired_ratio_floor(Censored((100.0, 50.0, 100.0), (500.0,) * 3), never_b) == 0.0
+    with pytest.raises(ValueError, match="same seeds"):
+        paired_ratio_floor(a, never_b)

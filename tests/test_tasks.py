@@ -113,3 +113,20 @@ def test_any_addition_table_splits_into_a_partition_with_correct_labels(p, frac,
     assert torch.equal(y, (x[:, 0] + x[:, 1]) % p)
     again = modular_arithmetic("add", p, frac, seed=seed)
     assert torch.equal(again.x_train, data.x_train)
+
+
+def test_digits_are_disjoint_pictures_drawn_from_the_seed():
+    from grokbook.tasks import DIGIT_CLASSES, DIGIT_PIXELS, digits
+
+    data = digits(n_train=100, n_test=50, seed=3)
+    assert data.x_train.shape == (100, DIGIT_PIXELS) and data.x_test.shape == (50, DIGIT_PIXELS)
+    assert data.x_train.dtype == torch.float32
+    assert 0 <= data.x_train.min() <= data.x_train.max() <= 1
+    assert set(data.y_train.tolist()) <= set(range(DIGIT_CLASSES))
+    train_rows = {tuple(row) for row in data.x_train.tolist()}
+    assert not train_rows & {tuple(row) for row in data.x_test.tolist()}
+    again = digits(n_train=100, n_test=50, seed=3)
+    assert torch.equal(again.x_train, data.x_train) and torch.equal(again.y_test, data.y_test)
+    assert not torch.equal(digits(n_train=100, n_test=50, seed=4).y_train, data.y_train)
+    with pytest.raises(ValueError, match="n_train \\+ n_test must be at most 1797"):
+        digits(n_train=1000, n_test=1000)

@@ -101,6 +101,20 @@ def test_sparse_parity_labels_are_the_product_of_the_first_k_bits():
         sparse_parity(n_bits=3, k=4)
 
 
+def test_a_digits_groktransfer_target_reads_the_weak_first_layer():
+    from grokbook.config import BudgetCfg, DigitsCfg, RunCfg, VectorFNNCfg
+    from grokbook.experiments import GrokTransfer, run_method
+
+    small = DigitsCfg(n_train=60, n_test=40)
+    weak = RunCfg(data=small, model=VectorFNNCfg(d_embed=4, width=8, depth=2),
+                  budget=BudgetCfg(3, eval_every=1))
+    target = RunCfg(data=small, model=VectorFNNCfg(d_embed=16, width=16, depth=4),
+                    budget=BudgetCfg(4, eval_every=2))
+    run = run_method(GrokTransfer(weak, target), 0, progress=False)
+    assert run.model.embed.a.shape == (64, 4) and run.model(torch.zeros(2, 64)).shape == (2, 10)
+    assert run.weak.history.epoch == [0, 1, 2, 3] and run.history.epoch == [0, 2, 4]
+
+
 def test_vector_transfer_feeds_the_weak_first_layer_to_the_target():
     from grokbook.models import VectorFNN
     from grokbook.tasks import sparse_parity

@@ -133,6 +133,10 @@ def test_chapters_read_their_settings_from_the_table():
             assert (P.scratch[task].optim.lr, P.scratch[task].optim.weight_decay) == (lr, wd)
             lr, wd = tuning.best("transfer", profile, task, "GrokTransfer")
             assert (P.target[task].optim.lr, P.target[task].optim.weight_decay) == (lr, wd)
+        digits = {"scratch": P.digits_scratch, "GrokTransfer": P.digits_target}
+        for name, cfg in digits.items():  # chapter 4's picture task, tuned on the same grid
+            assert (cfg.optim.lr, cfg.optim.weight_decay) == tuning.best(
+                "transfer", profile, "digits", name)
         C = profiles.load("cross", profile)
         for name, method in C.methods().items():
             cfg = method.target if name == "GrokTransfer" else method

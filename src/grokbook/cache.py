@@ -3,8 +3,9 @@
 Every run of the experiments layer is stored under a key that hashes everything that decides its
 result: its full settings, its seed, how it was started (a transfer's source run, say), and the
 package's *code version* (a hash of every source file of ``grokbook`` that can change what a run
-computes, and the torch version), so an entry is never stale: change any line of training code
-and old entries are simply not found (editing a figure or a chapter's profile keeps them). An
+computes, and the torch version) and what of the machine changes its rounding (:func:`machine`: the
+device, the CPU kernels, the thread count), so an entry is never stale: change any line of training
+code and old entries are simply not found (editing a figure or a chapter's profile keeps them). An
 entry is two files, written atomically: ``KEY.npz`` with the model's tensors (read back with
 ``allow_pickle=False``) and ``KEY.json`` with the History, the spec and the tensors' SHA-256,
 written last. A file that does not parse, does not match its key or its checksum is reported and
@@ -82,9 +83,24 @@ def location() -> Path | None:
     return Path.home() / ".cache" / "grokbook"
 
 
+def machine() -> dict[str, Any]:
+    """What besides the settings and the code decides a run's last bits, and so is part of
+    every key: the device kind training picks (``train.resolve_device("auto")``), and on a CPU
+    the kernel set torch dispatches to (``ATEN_CPU_CAPABILITY``: default, AVX2, AVX-512) and the
+    number of threads (a sum split over two threads rounds differently). A run cached on two
+    threads is then not served to a one-thread process, whose own run would differ: the cache
+    never changes a result, it only saves recomputing it."""
+    if torch.cuda.is_available():
+        return {"device": "cuda", "gpu": torch.cuda.get_device_name()}
+    return {"device": "cpu", "kernel": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+
+
 def key(spec: dict[str, Any]) -> str:
-    """The cache key of a run described by ``spec`` (settings, seed, start) at this code."""
-    return fingerprint({"spec": spec, "code": code_version(), "format": FORMAT})
+    """The cache key of a run described by ``spec`` (settings, seed, start) at this code, on
+    this machine's kernels and thread count (:func:`machine`)."""
+    return fingerprint({"spec": spec, "code": code_version(), "format": FORMAT,
+                        "machine": machine()})
 
 
 @dataclass

@@ -1,13 +1,14 @@
 """Typed settings: what a run is, validated when it is built.
 
 Every experiment of the book is described by frozen dataclasses: the data (:class:`ModularCfg`,
-:class:`ParityCfg`, :class:`PolygonCfg`), the model (:class:`FNNCfg`, :class:`TransformerCfg`,
-:class:`VectorFNNCfg`, :class:`ResNetCfg`), the optimizer (:class:`OptimCfg`), the epoch budget and
-stopping rule (:class:`BudgetCfg`), an optional gradient transform (:class:`GrokFastCfg`;
-NeuralGrok's ``NeuralGrokCfg`` and ``TensorNormCfg``, defined in ``grokbook.neuralgrok``), and the
-run that holds them (:class:`RunCfg`). Each field is checked when the object is built: a bad value
-is one ``ValueError`` naming the field, the value and what is allowed; an unknown field is an error
-listing the known ones. Nothing is silently ignored or clipped.
+:class:`ParityCfg`, :class:`DigitsCfg`, :class:`PolygonCfg`), the model (:class:`FNNCfg`,
+:class:`TransformerCfg`, :class:`VectorFNNCfg`, :class:`ResNetCfg`), the optimizer
+(:class:`OptimCfg`), the epoch budget and stopping rule (:class:`BudgetCfg`), an optional gradient
+transform (:class:`GrokFastCfg`; NeuralGrok's ``NeuralGrokCfg`` and ``TensorNormCfg``, defined in
+``grokbook.neuralgrok``), and the run that holds them (:class:`RunCfg`). Each field is checked when
+the object is built: a bad value is one ``ValueError`` naming the field, the value and what is
+allowed; an unknown field is an error listing the known ones. Nothing is silently ignored or
+clipped.
 
 Settings are values: change one with :func:`replace` (``replace(cfg, lr=3e-3)`` or a nested
 ``replace(run, optim__lr=3e-3)``), serialize with :func:`to_dict` / :func:`from_dict`, and
@@ -260,6 +261,24 @@ class ParityCfg(Settings):
 
 @register
 @dataclass(frozen=True)
+class DigitsCfg(Settings):
+    """Hand-written 8 x 8 digits (``grokbook.tasks.digits``): ``n_train`` training and
+    ``n_test`` test pictures, disjoint, drawn from the run's seed."""
+
+    kind: ClassVar[str] = "digits"
+    n_train: int = setting(1000, _int(1))
+    n_test: int = setting(797, _int(1))
+
+    def validate(self):
+        from grokbook.tasks import check_digits
+        try:
+            check_digits(self.n_train, self.n_test)
+        except ValueError as error:
+            raise Invalid(f"DigitsCfg.{error}") from None
+
+
+@register
+@dataclass(frozen=True)
 class PolygonCfg(Settings):
     """Gu et al.'s polygon counting at a CPU size (``grokbook.images.polygon_counting``): every
     2 x 2 grid of empty cells and polygons with 3..``max_sides`` sides, cells of ``cell``
@@ -324,7 +343,8 @@ class TransformerCfg(Settings):
 @register
 @dataclass(frozen=True)
 class VectorFNNCfg(_FNNSizes):
-    """The bias-free FNN on vector inputs (``grokbook.models.VectorFNN``), for sparse parity."""
+    """The bias-free FNN on vector inputs (``grokbook.models.VectorFNN``), for sparse parity
+    and digits."""
 
     kind: ClassVar[str] = "vector_fnn"
 
@@ -435,8 +455,8 @@ class RunCfg(Settings):
     training set). Each holds its own settings, so the run cache keys on them."""
 
     kind: ClassVar[str] = "run"
-    data: ModularCfg | ParityCfg | PolygonCfg = setting(
-        ModularCfg(), _any_of(ModularCfg, ParityCfg, PolygonCfg))
+    data: ModularCfg | ParityCfg | DigitsCfg | PolygonCfg = setting(
+        ModularCfg(), _any_of(ModularCfg, ParityCfg, DigitsCfg, PolygonCfg))
     model: FNNCfg | TransformerCfg | VectorFNNCfg | ResNetCfg = setting(
         FNNCfg(), _any_of(FNNCfg, TransformerCfg, VectorFNNCfg, ResNetCfg))
     optim: OptimCfg = setting(OptimCfg(), _sub(OptimCfg))
@@ -449,16 +469,20 @@ class RunCfg(Settings):
     def validate(self):
         vector = isinstance(self.model, VectorFNNCfg)
         pictures = isinstance(self.model, ResNetCfg)
-        if vector != isinstance(self.data, ParityCfg) \
+        if vector != isinstance(self.data, (ParityCfg, DigitsCfg)) \
                 or pictures != isinstance(self.data, PolygonCfg):
-            raise Invalid("RunCfg.model must be a VectorFNNCfg for ParityCfg data, a ResNetCfg "
-                          "for PolygonCfg data and an FNNCfg or TransformerCfg for ModularCfg "
-                          f"data, got {type(self.model).__name__} on {type(self.data).__name__}")
+            raise Invalid("RunCfg.model must be a VectorFNNCfg for ParityCfg or DigitsCfg data, "
+                          "a ResNetCfg for PolygonCfg data and an FNNCfg or TransformerCfg for "
+                          f"ModularCfg data, got {type(self.model).__name__} on "
+                          f"{type(self.data).__name__}")
         if isinstance(self.model, (TransformerCfg, ResNetCfg)) and self.ntk_probe:
             raise Invalid("RunCfg.ntk_probe is only available for FNNs")
-        if pictures and self.loss != "cross_entropy":
-            raise Invalid(f"RunCfg.loss must be 'cross_entropy' for PolygonCfg data (its "
-                          f"labels are classes), got {self.loss!r}")
+        if isinstance(self.data, (PolygonCfg, DigitsCfg)) and self.loss != "cross_entropy":
+            raise Invalid(f"RunCfg.loss must be 'cross_entropy' for {type(self.data).__name__} "
+                          f"data (its labels are classes), got {self.loss!r}")
+        if isinstance(self.data, ParityCfg) and self.loss != "logistic":
+            raise Invalid(f"RunCfg.loss must be 'logistic' for ParityCfg data (its labels are "
+                          f"+-1), got {self.loss!r}")
 
 
 # ---- working with settings ------------------------------------------------------------------

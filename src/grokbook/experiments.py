@@ -32,6 +32,7 @@ from grokbook import cache, transfer
 from grokbook.checks import check_seed
 from grokbook.config import (
     CoverageCfg,
+    DigitsCfg,
     FNNCfg,
     ModularCfg,
     ParityCfg,
@@ -66,7 +67,15 @@ from grokbook.models import (
 )
 from grokbook.neuralgrok import NeuralGrokCfg
 from grokbook.stats import Censored
-from grokbook.tasks import coverage_split, modular_arithmetic, sparse_parity, xor_cluster
+from grokbook.tasks import (
+    DIGIT_CLASSES,
+    DIGIT_PIXELS,
+    coverage_split,
+    digits,
+    modular_arithmetic,
+    sparse_parity,
+    xor_cluster,
+)
 from grokbook.train import train
 
 
@@ -107,8 +116,10 @@ CHECKPOINT_SECONDS = 30.0  # a cached run also checkpoints this often while it t
 
 # ---- data and models from settings ----------------------------------------------------------
 
-def make_data(cfg: ModularCfg | CoverageCfg | ParityCfg | PolygonCfg, seed: int):
+def make_data(cfg: ModularCfg | CoverageCfg | ParityCfg | DigitsCfg | PolygonCfg, seed: int):
     """The data set of ``cfg``, split (or sampled) from ``seed``."""
+    if isinstance(cfg, DigitsCfg):
+        return digits(cfg.n_train, cfg.n_test, seed=seed)
     if isinstance(cfg, PolygonCfg):
         return polygon_counting(cfg.max_sides, cfg.cell, cfg.frac, seed=seed)
     if isinstance(cfg, CoverageCfg):
@@ -133,12 +144,14 @@ def build_model(cfg: RunCfg, seed: int, a: torch.Tensor | None = None,
     if isinstance(m, VectorFNNCfg):
         options = {"d_embed": m.d_embed, "width": m.width, "depth": m.depth,
                    "init_scale": m.init_scale}
+        d_in, n_outputs = ((DIGIT_PIXELS, DIGIT_CLASSES) if isinstance(data, DigitsCfg)
+                           else (data.n_bits, 1))
         if a is not None:
-            return transfer.vector_target(a, 1, seed=seed, d_in=data.n_bits, freeze_a=freeze_a,
+            return transfer.vector_target(a, n_outputs, seed=seed, d_in=d_in, freeze_a=freeze_a,
                                           **options)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return VectorFNN(data.n_bits, 1, **options)
+            return VectorFNN(d_in, n_outputs, **options)
     vocab, classes = data.p, data.p
     if isinstance(data, CoverageCfg):
         if a is not None:

@@ -37,6 +37,7 @@ METHOD_COLOURS = {
     "random A": PALETTE[7],
     "NeuralGrok": PALETTE[3], "normalised": PALETTE[5], "TensorNorm": PALETTE[5],
     "wd-only": PALETTE[6], "small-init": "#fbafe4",
+    "scratch, init 1": "#fbafe4",  # chapter 4's digits: scratch at a smaller init, like small-init
 }
 DPI = 150
 

@@ -115,3 +115,19 @@ def time_gaps(histories: Sequence[History], threshold: float = 0.95) -> Censored
         values.append(None if fit is None or gen is None else gen - fit)
         budgets.append(float(h.budget - (fit or 0)))
     return Censored(tuple(values), tuple(budgets))
+
+
+def paired_ratio_floor(a: Censored, b: Censored) -> float:
+    """The median over seeds of ``a``'s value divided by ``b``'s on the same seed (``a`` and
+    ``b`` list the same seeds in the same order), each ratio as low as the censoring allows:
+    where ``a`` never got there its budget stands in (its true ratio is higher), where ``b``
+    never did the ratio counts as 0 (it could be anything below ``a``'s value over ``b``'s
+    budget). So ``paired_ratio_floor(a, b) >= x`` says, safely, that ``a`` is not much faster
+    than ``b`` (say, NeuralGrok against TensorNorm). Pairing the seeds, which share their data
+    split and initialisation, takes out most of the seed-to-seed spread that makes a ratio of
+    two medians over a few seeds swing."""
+    if a.n != b.n:
+        raise ValueError(f"a and b must list the same seeds, got {a.n} and {b.n} values")
+    ratios = [0.0 if vb is None else (ba if va is None else va) / max(vb, 1.0)
+              for va, ba, vb in zip(a.values, a.budgets, b.values)]
+    return float(np.median(ratios))

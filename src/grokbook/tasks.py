@@ -1,4 +1,4 @@
-"""Data sets as tensors: modular arithmetic tables (a o b) mod p, and sparse parity.
+"""Data sets as tensors: modular arithmetic tables (a o b) mod p, sparse parity and digits.
 
 Grokking was found on tiny algorithmic tasks (Power et al., 2022): the whole table of
 ``(a, b) -> (a o b) mod p`` is known, a random fraction of it is shown to the network, and the
@@ -277,6 +277,57 @@ def sparse_parity(n_bits: int = 40, k: int = 3, n_train: int = 1000, n_test: int
     x = torch.randint(0, 2, (n_train + n_test, n_bits), generator=generator).float() * 2 - 1
     y = x[:, :k].prod(dim=1)
     return ParityData(n_bits, k, seed, x[:n_train], y[:n_train], x[n_train:], y[n_train:])
+
+
+DIGIT_PIXELS = 64
+"""A digit picture's inputs: 8 x 8 grey levels (scikit-learn's bundled digits)."""
+DIGIT_CLASSES = 10
+DIGIT_IMAGES = 1797
+"""How many pictures scikit-learn's bundled set holds: ``n_train + n_test`` may not exceed it."""
+
+
+@dataclass(frozen=True)
+class DigitsData:
+    """Hand-written digits (8 x 8 grey levels scaled to [0, 1], 64 inputs) with labels 0-9."""
+
+    seed: int
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    def __repr__(self) -> str:
+        return (f"DigitsData({len(self.y_train)} train, {len(self.y_test)} test pictures, "
+                f"seed {self.seed})")
+
+
+def check_digits(n_train: int, n_test: int) -> None:
+    """Refuse sizes the bundled set cannot provide (a clear error naming the parameter)."""
+    check_int("n_train", n_train)
+    check_int("n_test", n_test)
+    if n_train + n_test > DIGIT_IMAGES:
+        raise ValueError(f"n_train + n_test must be at most {DIGIT_IMAGES} (the pictures in "
+                         f"scikit-learn's digits), got {n_train} + {n_test}")
+
+
+def digits(n_train: int = 1000, n_test: int = 797, seed: int = 0) -> DigitsData:
+    """Hand-written digits, the image task of the GrokTransfer paper's Fig. 14 at a CPU size:
+    scikit-learn's bundled 8 x 8 digits (installed with the package, no download) instead of
+    MNIST; ``n_train`` and ``n_test`` disjoint pictures drawn from ``seed``.
+
+    Raises:
+        ValueError: for sizes that are not positive or add up to more than the set holds.
+    """
+    check_digits(n_train, n_test)
+    check_seed(seed)
+    from sklearn.datasets import load_digits
+
+    pixels, labels = load_digits(return_X_y=True)
+    order = torch.randperm(DIGIT_IMAGES, generator=torch.Generator().manual_seed(seed))
+    x = (torch.tensor(pixels, dtype=torch.float32) / 16)[order]
+    y = torch.tensor(labels, dtype=torch.long)[order]
+    end = n_train + n_test
+    return DigitsData(seed, x[:n_train], y[:n_train], x[n_train:end], y[n_train:end])
 
 
 # ---- the XOR cluster problem of GrokTransfer's theory (chapter 3) ----------------------------

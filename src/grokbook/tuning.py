@@ -96,8 +96,12 @@ def methods(chapter: str, profile: str) -> dict[tuple[str, str], Any]:
 
     P = profiles.load(chapter, profile, seed_offset=0, tuned=False)
     if chapter == "transfer":
+        from grokbook.profiles.transfer import DIGITS
+
         return {**{(t, "scratch"): P.scratch[t] for t in P.tasks},
-                **{(t, "GrokTransfer"): P.grok_transfer(t) for t in P.tasks}}
+                **{(t, "GrokTransfer"): P.grok_transfer(t) for t in P.tasks},
+                (DIGITS, "scratch"): P.digits_scratch,
+                (DIGITS, "GrokTransfer"): P.digits_transfer()}
     if chapter == "cross":
         return {("add", name): method for name, method in P.methods().items()}
     if chapter == "neuralgrok":
