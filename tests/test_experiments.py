@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from grokbook import cache, experiments
-from grokbook.config import BudgetCfg, FNNCfg, ModularCfg, OptimCfg, RunCfg, replace
+from grokbook.config import (
+    BudgetCfg,
+    FNNCfg,
+    ModularCfg,
+    OptimCfg,
+    RunCfg,
+    TransformerCfg,
+    replace,
+)
 from grokbook.models import make_model
 from grokbook.tasks import modular_arithmetic
 from grokbook.train import train
@@ -31,6 +39,32 @@ def test_a_stack_member_follows_the_same_curve_as_alone():
         alone = experiments.train_run(cfg, seed, progress=False)
         assert torch.allclose(torch.tensor(run.history.test_loss),
                               torch.tensor(alone.history.test_loss), rtol=1e-4)
+
+
+@pytest.mark.parametrize("model", [FNNCfg(d_embed=6, width=16, depth=3),
+                                   TransformerCfg(d_model=16, n_heads=2, d_mlp=32)])
+def test_a_grid_over_lr_and_grokfast_lambda_is_one_stack_of_runs_alone(model):
+    """A whole tuning grid as one run: members differ in learning rate and GrokFast's lambda,
+    one filter serves them all, and on one thread each cell is its run alone to the bit."""
+    from grokbook.config import GrokFastCfg
+
+    base = replace(TARGET, model=model, budget__epochs=30,
+                   grad_transform=GrokFastCfg(filter="ma", window=5))
+    axes = {"optim__lr": [1e-2, 3e-3], "grad_transform__lamb": [1.0, 5.0]}
+    assert experiments._stackable([replace(base, **dict(zip(axes, cell)))
+                                   for cell in [(1e-2, 1.0), (3e-3, 5.0)]])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        grid = experiments.grid(base, axes, seeds=[0], progress=False)
+        for (lr, lamb), (run,) in grid.items():
+            assert run.history.config["ensemble_size"] == 4
+            alone = experiments.train_run(replace(base, optim__lr=lr,
+                                                  grad_transform__lamb=lamb), 0, progress=False)
+            assert alone.history.test_loss == run.history.test_loss
+            assert alone.history.weight_norm == run.history.weight_norm
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_grid_runs_every_cell_per_seed():

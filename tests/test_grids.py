@@ -88,7 +88,7 @@ def test_a_sweep_killed_midway_on_a_two_worker_cluster_resumes(tmp_path):
     out = tmp_path / "sweep.csv"
     flags = ["--p", "23", "--frac", "0.5", "--epochs", "300", "--stop-acc", "0",
              "--lr", "1e-2,3e-2", "--wd", "0.3,1", "--seeds", "0-1", "--workers", "2",
-             "--out", str(out), "--quiet"]
+             "--stack", "1", "--out", str(out), "--quiet"]
     env = {**os.environ, "GROKBOOK_CACHE": "off"}
     cli = "import sys; from grokbook.cli import main; sys.exit(main(sys.argv[1:]))"
     process = subprocess.Popen([sys.executable, "-c", cli, "sweep", *flags], env=env,
@@ -114,3 +114,54 @@ def test_a_sweep_killed_midway_on_a_two_worker_cluster_resumes(tmp_path):
 
     after = seconds(result["table"])  # the rows of the killed run are kept as they were
     assert all(after[key] == value for key, value in seconds(before).items())
+
+
+def test_a_stacked_sweep_measures_what_the_cells_measure_alone(tmp_path):
+    """Cells equal but for lr, weight decay and seed train as stacks; on one thread each
+    member is its run alone to the bit, so every measured epoch agrees with a sweep of single
+    runs; only the seconds (the stack's, shared out by steps) and the stack column differ."""
+    import torch
+
+    grid = grids.grid_of({**TINY, "epochs": 60, "stop_acc": 0.9})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = grids.sweep(grid, tmp_path / "alone.csv", workers=0, progress=False, stack=1)
+        stacked = grids.sweep(grid, tmp_path / "stacked.csv", workers=0, progress=False,
+                              stack=3)
+    finally:
+        torch.set_num_threads(threads)
+    assert stacked["trained"] == 8 and not stacked["failed"]
+    assert sorted(stacked["table"]["stack"]) == [2, 2, 3, 3, 3, 3, 3, 3]  # 8 cells: 3 + 3 + 2
+    assert set(alone["table"]["stack"]) == {1}
+    same = [c for c in grids.COLUMNS if c not in ("seconds", "stack")]
+    pd.testing.assert_frame_equal(alone["table"][same], stacked["table"][same])
+    assert (stacked["table"].seconds > 0).all()
+
+
+def test_the_engine_plans_even_stacks_and_measures_a_size_that_keeps_every_process_busy(capsys):
+    from grokbook import engine
+    from grokbook.models import make_model
+    from grokbook.tasks import modular_arithmetic
+
+    assert engine.plan(5, 4) == [[0, 1, 2], [3, 4]]
+    assert engine.plan(8, 4) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert engine.plan(3, 1) == [[0], [1], [2]] and engine.plan(0, 4) == []
+    data = modular_arithmetic("add", 11, 0.5)
+
+    def build(i):
+        return make_model("fnn", 11, 11, seed=i, d_embed=4, width=8, depth=2)
+
+    size = engine.stack_size("test-tiny", build, data, runs=16, processes=2)
+    assert size in engine.CANDIDATES
+    assert engine.stack_size("test-tiny", build, data, runs=3, processes=2) in (1, 2)
+    assert engine.stack_size("test-tiny", build, data, runs=1, processes=2) == 1
+    with pytest.raises(ValueError, match="candidates must be positive integers"):
+        engine.stack_size("test-bad", build, data, runs=2, candidates=(0, 2))
+    with pytest.raises(ValueError, match="runs must be a positive integer"):
+        engine.stack_size("test-tiny", build, data, runs=0)
+    with pytest.raises(ValueError, match="stack must be 'auto' or a positive integer"):
+        grids.batches([], stack=0)
+    with pytest.raises(SystemExit):
+        main(["sweep", "--stack", "none"])
+    assert "--stack: must be 'auto' or a positive integer, got 'none'" in capsys.readouterr().err

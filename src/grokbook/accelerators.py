@@ -13,11 +13,17 @@ a low-pass filter. Two filters, following the authors' reference code (``gradfil
   ``g <- g + lambda mu``; defaults ``alpha = 0.98``, ``lambda = 2``.
 - MA: the mean ``m`` of the last ``window`` gradients, then ``g <- g + lambda m``, applied only
   once the window is full; defaults ``window = 100``, ``lambda = 5``.
+
+Both act on every gradient entry alone, so one filter also serves a stack of models
+(``train`` given a list of models calls it with the stacked gradients): ``stackable = True``, and
+:meth:`keep_members` drops the state of members that leave the stack. For a stack, ``lamb`` may
+be one number per member (a tuning grid over lambda as one run).
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -43,6 +49,30 @@ def _same_model(shapes: dict[str, tuple], names: list[str], grads: list[torch.Te
                          "(other parameter names or shapes): make a new filter for each run")
 
 
+def _lambdas(lamb: float | Sequence[float]) -> float | list[float]:
+    """``lamb``: one number, or one per member of a stack; each checked."""
+    if isinstance(lamb, (list, tuple)):
+        if not lamb:
+            raise ValueError("lamb must be a number, or one number per member of a stack, "
+                             "got an empty sequence")
+        return [validate("lamb", value, "weight_decay") for value in lamb]
+    return validate("lamb", lamb, "weight_decay")
+
+
+def _amplify(grads: list[torch.Tensor], slow: list[torch.Tensor],
+             lamb: float | list[float]) -> None:
+    """``g <- g + lamb * slow`` for every gradient; with one lambda per member, member by
+    member (each member's slice is the tensor its run alone would have: the same arithmetic)."""
+    if not isinstance(lamb, list):
+        torch._foreach_add_(grads, slow, alpha=lamb)
+        return
+    if grads and grads[0].shape[0] != len(lamb):
+        raise ValueError(f"lamb holds {len(lamb)} values, one per member, but the stack has "
+                         f"{grads[0].shape[0]} members")
+    for k, value in enumerate(lamb):
+        torch._foreach_add_([g[k] for g in grads], [s[k] for s in slow], alpha=value)
+
+
 def _check_model(shapes: dict[str, tuple], model: nn.Module) -> None:
     """Before training: a filter that already holds another model's gradients is refused."""
     params = {name: tuple(p.shape) for name, p in model.named_parameters()}
@@ -55,15 +85,24 @@ def _check_model(shapes: dict[str, tuple], model: nn.Module) -> None:
 class GrokFastEMA:
     """GrokFast's exponential-moving-average filter (see the module's docstring)."""
 
-    def __init__(self, alpha: float = 0.98, lamb: float = 2.0):
+    stackable = True  # elementwise: serves a stack of models, each member filtered alone
+
+    def __init__(self, alpha: float = 0.98, lamb: float | Sequence[float] = 2.0):
         self.alpha = validate("alpha", alpha, "alpha")
-        self.lamb = validate("lamb", lamb, "weight_decay")
+        self.lamb = _lambdas(lamb)
         self.averages: dict[str, torch.Tensor] = {}
         self.shapes: dict[str, tuple] = {}
 
     def check_model(self, model: nn.Module) -> None:
         """Refuse ``model`` if this filter already holds another model's gradients."""
         _check_model(self.shapes, model)
+
+    def keep_members(self, index: torch.Tensor) -> None:
+        """Keep the averages of the stack members at ``index`` (the others left the stack)."""
+        self.averages = {k: v[index] for k, v in self.averages.items()}
+        self.shapes = {k: (len(index), *shape[1:]) for k, shape in self.shapes.items()}
+        if isinstance(self.lamb, list):
+            self.lamb = [self.lamb[k] for k in index.tolist()]
 
     def state_dict(self) -> dict:
         return {"averages": dict(self.averages), "shapes": dict(self.shapes)}
@@ -82,7 +121,7 @@ class GrokFastEMA:
             averages = [self.averages[name] for name in names]
             torch._foreach_mul_(averages, self.alpha)
             torch._foreach_add_(averages, grads, alpha=1 - self.alpha)
-        torch._foreach_add_(grads, [self.averages[name] for name in names], alpha=self.lamb)
+        _amplify(grads, [self.averages[name] for name in names], self.lamb)
 
 
 class GrokFastMA:
@@ -90,10 +129,13 @@ class GrokFastMA:
     docstring); with ``warmup`` (the default, as in the reference code) nothing is amplified
     until the window is full."""
 
-    def __init__(self, window: int = 100, lamb: float = 5.0, warmup: bool = True):
+    stackable = True  # elementwise: serves a stack of models, each member filtered alone
+
+    def __init__(self, window: int = 100, lamb: float | Sequence[float] = 5.0,
+                 warmup: bool = True):
         check_int("window", window)
         self.window, self.warmup = window, bool(warmup)
-        self.lamb = validate("lamb", lamb, "weight_decay")
+        self.lamb = _lambdas(lamb)
         self.history: dict[str, deque[torch.Tensor]] = {}
         self.sums: dict[str, torch.Tensor] = {}
         self.shapes: dict[str, tuple] = {}
@@ -101,6 +143,14 @@ class GrokFastMA:
     def check_model(self, model: nn.Module) -> None:
         """Refuse ``model`` if this filter already holds another model's gradients."""
         _check_model(self.shapes, model)
+
+    def keep_members(self, index: torch.Tensor) -> None:
+        """Keep the window of the stack members at ``index`` (the others left the stack)."""
+        self.history = {k: deque(g[index] for g in v) for k, v in self.history.items()}
+        self.sums = {k: v[index] for k, v in self.sums.items()}
+        self.shapes = {k: (len(index), *shape[1:]) for k, shape in self.shapes.items()}
+        if isinstance(self.lamb, list):
+            self.lamb = [self.lamb[k] for k in index.tolist()]
 
     def state_dict(self) -> dict:
         return {"history": {k: list(v) for k, v in self.history.items()},
@@ -127,4 +177,7 @@ class GrokFastMA:
             if len(past) > self.window:
                 total.sub_(past.popleft())
             if not self.warmup or len(past) == self.window:
-                grad.add_(total, alpha=self.lamb / len(past))
+                if isinstance(self.lamb, list):
+                    _amplify([grad], [total], [value / len(past) for value in self.lamb])
+                else:
+                    grad.add_(total, alpha=self.lamb / len(past))

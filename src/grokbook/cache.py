@@ -45,9 +45,11 @@ PACKAGE = Path(__file__).resolve().parent
 PRESENTATION = ("bench.py", "chapters.py", "claims.py", "cli.py", "foresight.py",
                 "leaderboard.py", "plots.py", "tables.py", "widgets.py")
 # Modules that only choose which runs to do, or store them: a run's settings are in its key
-# (profiles and the tuning table pick them, a sweep schedules them), and the stored format has
-# its own number (FORMAT). Editing a chapter's profile must not retrain the other chapters.
-SELECTION = ("cache.py", "grids.py", "profiles/", "regime.py", "sweep.py", "tuning.py")
+# (profiles and the tuning table pick them, a sweep and the engine schedule them), and the
+# stored format has its own number (FORMAT). Editing a chapter's profile must not retrain the
+# other chapters.
+SELECTION = ("cache.py", "engine.py", "grids.py", "profiles/", "regime.py", "sweep.py",
+             "tuning.py")
 
 
 @cache

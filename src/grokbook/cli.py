@@ -273,6 +273,19 @@ def _regime(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_option(text: str) -> int | str:
+    """``--stack``: ``auto`` or a positive integer."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text!r}")
+    return value
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from grokbook import grids
 
@@ -284,10 +297,11 @@ def _sweep(args: argparse.Namespace) -> int:
     grid = grids.grid_of(settings)
     command = "grokbook sweep " + " ".join(
         f"--{name.replace('_', '-')} {','.join(map(str, values))}"
-        for name, values in grid.items())
+        for name, values in grid.items()) + (f" --stack {args.stack}" if args.stack != "auto"
+                                             else "")
     writable_folder(str(Path(args.out).parent))
     result = grids.sweep(grid, args.out, command=command, workers=args.workers,
-                         scheduler=args.scheduler, progress=not args.quiet)
+                         scheduler=args.scheduler, progress=not args.quiet, stack=args.stack)
     total = len(grids.cells(grid))
     kept = total - len(result["failed"]) - result["trained"]
     print(f"{args.out}: {total - len(result['failed'])} of {total} cells done "
@@ -472,6 +486,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--config", default=None,
                    help="a YAML file of setting: value or [values]; flags override it")
     w.add_argument("--out", default="sweep.csv", help="the table (default: sweep.csv)")
+    w.add_argument("--stack", type=_stack_option, default="auto",
+                   help="cells trained together as one stack: auto (default: the size the "
+                        "engine measures pays, on Dask workers) or a number; 1 trains and "
+                        "times every cell alone")
     _add_dask_options(w)
     w.set_defaults(handler=_sweep)
     return parser

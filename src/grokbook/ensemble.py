@@ -4,14 +4,14 @@ Grokking is a statement about distributions over seeds and hyperparameters, and 
 tiny: one at a time, a CPU spends most of its time on Python and on matrices too small to keep it
 busy. Stacking K models of one architecture along a leading *member* axis turns K small matrix
 products into one batched product. Members may differ in seed, init scale, data split, learning
-rate and weight decay; each member's result matches the same configuration trained alone to
-float tolerance (the tests check it).
+rate, weight decay and minibatch order; each member's result matches the same configuration
+trained alone to float tolerance (the tests check it). Members that finish leave the stack
+(:meth:`Ensemble.keep`), so that the rest run as a smaller, cheaper stack.
 """
 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 
 import torch
@@ -37,12 +37,13 @@ class Ensemble:
             raise ValueError("an ensemble's models must share one architecture "
                              "(same class, same parameter names and shapes)")
         self.models = models
+        self.members = list(range(len(models)))  # the model behind each stack position
         self.params, self.buffers = stack_module_state(models)
         self._base = copy.deepcopy(models[0]).to("meta")
         self._forward = vmap(self._forward_one)
 
     def __len__(self) -> int:
-        return len(self.models)
+        return len(self.members)
 
     def _forward_one(self, params, buffers, x):
         return functional_call(self._base, (params, buffers), (x,))
@@ -52,6 +53,11 @@ class Ensemble:
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
+
+    def named_parameters(self):
+        """``(name, stacked parameter)`` pairs: what a gradient transform reads (a leading
+        member axis on every tensor)."""
+        return iter(self.params.items())
 
     def to(self, device: torch.device) -> Ensemble:
         for group in (self.params, self.buffers):
@@ -65,56 +71,133 @@ class Ensemble:
         with torch.no_grad():
             return torch.sqrt(sum(p.pow(2).flatten(1).sum(1) for p in self.parameters()))
 
-    def write_back(self) -> None:
-        """Copy each member's trained parameters into its original model."""
+    def member_model(self, position: int) -> nn.Module:
+        """The model of the member at stack ``position``, holding that member's parameters
+        now (to measure it as a model)."""
+        self.write_back([position])
+        return self.models[self.members[position]]
+
+    def write_back(self, positions: Sequence[int] | None = None) -> None:
+        """Copy the trained parameters of the members at ``positions`` (default: all in the
+        stack) into their original models."""
         with torch.no_grad():
-            for k, model in enumerate(self.models):
+            for k in range(len(self)) if positions is None else positions:
+                model = self.models[self.members[k]]
                 for name, parameter in model.named_parameters():
                     parameter.copy_(self.params[name][k])
+
+    def keep(self, positions: Sequence[int]) -> None:
+        """Keep only the members at ``positions`` in the stack; the others' models get their
+        parameters first. Parameters become new leaf tensors (optimizers must be told)."""
+        dropped = [k for k in range(len(self)) if k not in positions]
+        self.write_back(dropped)
+        index = torch.tensor(list(positions), device=next(iter(self.params.values())).device)
+        for group in (self.params, self.buffers):
+            for name, value in group.items():
+                group[name] = value.detach()[index].requires_grad_(value.requires_grad)
+        self.members = [self.members[k] for k in positions]
+
+
+class PerMember:
+    """Single-model gradient transforms serving a stack, one per member: ``transforms[k]`` is
+    called with member ``k``'s own model, holding that member's parameters and, as its
+    gradients, views of the member's slice of the stack's gradients (so that what it changes in
+    place lands in the stack). Any transform of one model (NeuralGrok, per-tensor
+    normalisation) then serves a stack, each member's exactly as in its run alone, at the cost
+    of one call per member and step.
+
+    Pass it as ``train(models, ..., grad_transform=PerMember([...]))``.
+    """
+
+    stackable = True
+
+    def __init__(self, transforms: Sequence):
+        self.transforms = list(transforms)
+        if not self.transforms or not all(callable(t) for t in self.transforms):
+            raise ValueError("transforms must be one callable transform per member")
+
+    def check_model(self, ensemble: Ensemble) -> None:
+        """One transform per member, and each accepts its member's model."""
+        if len(self.transforms) != len(ensemble):
+            raise ValueError(f"grad_transform: PerMember holds {len(self.transforms)} "
+                             f"transforms, but the stack has {len(ensemble)} members")
+        for k, transform in enumerate(self.transforms):
+            if hasattr(transform, "check_model"):
+                transform.check_model(ensemble.models[ensemble.members[k]])
+
+    def keep_members(self, index: torch.Tensor) -> None:
+        self.transforms = [self.transforms[k] for k in index.tolist()]
+
+    def __call__(self, ensemble: Ensemble) -> None:
+        for k, transform in enumerate(self.transforms):
+            model = ensemble.member_model(k)
+            for name, parameter in model.named_parameters():
+                stacked = ensemble.params[name]
+                parameter.grad = stacked.grad[k] if stacked.grad is not None else None
+            transform(model)
+            for parameter in model.parameters():
+                parameter.grad = None  # the stack's gradients stay the only copy
 
 
 class StackedAdamW:
     """AdamW (PyTorch's update, decoupled weight decay) over stacked parameters, with a learning
-    rate and a weight decay per member."""
+    rate and a weight decay per member.
+
+    Each member's update is PyTorch's ``torch.optim.AdamW`` (its single-tensor CPU path) to the
+    bit: the per-member factors are formed in double precision as PyTorch forms its Python
+    scalars, rounded to the parameters' precision, and applied in the same order (``addcdiv``
+    computes ``p + (value * m) / denom``). Since a stack's forward and backward give each member
+    the gradients it would get alone, a member follows its run alone step for step."""
 
     def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
                  betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8):
         self.params = params
-        self.lr, self.weight_decay = lr, weight_decay
+        self.lr = lr.to(torch.float64)
+        self.weight_decay = weight_decay.to(torch.float64)
         self.betas, self.eps = betas, eps
         self.exp_avg = [torch.zeros_like(p) for p in params]
         self.exp_avg_sq = [torch.zeros_like(p) for p in params]
         self.steps = 0
 
     def _per_member(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return values.view(-1, *([1] * (like.dim() - 1)))
+        return values.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
     @torch.no_grad()
     def step(self, lr_factor: float = 1.0) -> None:
         beta1, beta2 = self.betas
         self.steps += 1
-        correction1 = 1 - beta1**self.steps
-        correction2_sqrt = math.sqrt(1 - beta2**self.steps)
+        correction1 = 1 - beta1 ** float(self.steps)
+        correction2_sqrt = (1 - beta2 ** float(self.steps)) ** 0.5
+        lr = self.lr * lr_factor
+        decay = 1 - lr * self.weight_decay  # where it is 1, the product leaves p as it is
+        step_size = -(lr / correction1)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            lr = self._per_member(self.lr * lr_factor, p)
-            p.mul_(1 - lr * self._per_member(self.weight_decay, p))
+            p.mul_(self._per_member(decay, p))
             m.lerp_(p.grad, 1 - beta1)
             v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)
             denom = (v.sqrt() / correction2_sqrt).add_(self.eps)
-            p.sub_(m / denom * (lr / correction1))
+            p.add_(self._per_member(step_size, p) * m / denom)
 
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None
 
+    def keep(self, index: torch.Tensor, params: list[torch.Tensor]) -> None:
+        """Keep the state of the members at ``index``, for the stack's new ``params``."""
+        self.params = params
+        self.exp_avg = [m[index] for m in self.exp_avg]
+        self.exp_avg_sq = [v[index] for v in self.exp_avg_sq]
+        self.lr, self.weight_decay = self.lr[index], self.weight_decay[index]
 
-def per_member(value: float | Sequence[float], k: int, name: str) -> torch.Tensor:
+
+def per_member(value: float | Sequence[float], k: int, name: str,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """A hyperparameter given once or once per member, as a tensor of length ``k``."""
     values = [value] * k if isinstance(value, (int, float)) else list(value)
     if len(values) != k:
         raise ValueError(f"{name} must be one number or one per member ({k}), "
                          f"got {len(values)} values")
-    return torch.tensor(values, dtype=torch.float32)
+    return torch.tensor(values, dtype=dtype)
 
 
 def stack_data(data, k: int) -> tuple[torch.Tensor, ...]:
@@ -134,13 +217,24 @@ def stack_data(data, k: int) -> tuple[torch.Tensor, ...]:
                  for name in ("x_train", "y_train", "x_test", "y_test"))
 
 
-def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Each member's mean cross-entropy, shape ``(K,)``; their sum has each member's own
-    gradient in that member's parameters."""
-    k, n, classes = logits.shape
-    return F.cross_entropy(logits.reshape(k * n, classes), targets.reshape(k * n),
-                           reduction="none").view(k, n).mean(1)
+def member_losses(output: torch.Tensor, targets: torch.Tensor,
+                  loss: str = "cross_entropy") -> torch.Tensor:
+    """Each member's mean loss, shape ``(K,)``; their sum has each member's own gradient in
+    that member's parameters. ``loss`` as in ``grokbook.train.LOSSES``: cross-entropy over
+    class logits ``(K, n, classes)``, or the logistic loss of one real output per example
+    against labels +-1 ``(K, n)``. Each member's loss is the very reduction a run alone makes
+    (one call per member, not one mean over a reshaped stack, which sums in another order), so
+    that a member's recorded losses are its run alone's to the bit."""
+    if loss == "logistic":
+        return torch.stack([F.softplus(-y * out.reshape(y.shape)).mean()
+                            for out, y in zip(output, targets)])
+    return torch.stack([F.cross_entropy(out, y) for out, y in zip(output, targets)])
 
 
-def member_accuracies(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    return (logits.argmax(-1) == targets).float().mean(1)
+def member_accuracies(output: torch.Tensor, targets: torch.Tensor,
+                      loss: str = "cross_entropy") -> torch.Tensor:
+    """Each member's accuracy, shape ``(K,)``: the arg-max class, or the output's sign for the
+    logistic loss (0 counts as wrong)."""
+    if loss == "logistic":
+        return (torch.sign(output.reshape(targets.shape)) == targets).float().mean(1)
+    return (output.argmax(-1) == targets).float().mean(1)

@@ -34,6 +34,7 @@ from grokbook.config import (
     CoverageCfg,
     DigitsCfg,
     FNNCfg,
+    GrokFastCfg,
     ModularCfg,
     ParityCfg,
     PolygonCfg,
@@ -335,28 +336,59 @@ def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str 
 
 
 def _stackable(cfgs: Sequence[RunCfg]) -> bool:
+    """Whether ``cfgs`` can train as one stack: FNNs (learned embedding) or Transformers of one
+    shape on one modular task and training-set size, with AdamW, one budget and loss, and either
+    no gradient transform or GrokFast filters that differ at most in lambda."""
     first = cfgs[0]
     same = ("budget", "loss")
+
+    def shape(c: RunCfg) -> tuple:
+        m = c.model
+        if isinstance(m, FNNCfg):
+            return ("fnn", m.embedding, m.d_embed, m.width, m.depth)
+        return ("transformer", m.d_model, m.n_heads, m.d_mlp, m.n_layers)
+
+    def transform(c: RunCfg) -> tuple | None:
+        t = c.grad_transform
+        return None if t is None else (type(t).__name__, getattr(t, "filter", None),
+                                       getattr(t, "alpha", None), getattr(t, "window", None))
+
     return all(
-        isinstance(c.model, FNNCfg) and c.model.embedding == "learned"
-        and type(c.data) is ModularCfg and c.grad_transform is None and not c.ntk_probe
+        (isinstance(c.model, TransformerCfg)
+         or isinstance(c.model, FNNCfg) and c.model.embedding == "learned")
+        and shape(c) == shape(first)
+        and type(c.data) is ModularCfg and not c.ntk_probe
+        and (c.grad_transform is None or isinstance(c.grad_transform, GrokFastCfg))
+        and transform(c) == transform(first)
         and c.loss == "cross_entropy" and c.optim.optimizer == "adamw"
         and c.optim.betas == first.optim.betas and c.optim.warmup_steps == first.optim.warmup_steps
         and all(getattr(c, s) == getattr(first, s) for s in same)
-        and (c.model.d_embed, c.model.width, c.model.depth) == (
-            first.model.d_embed, first.model.width, first.model.depth)
         and c.data.p == first.data.p
         and round(c.data.frac * c.data.p ** 2) == round(first.data.frac * first.data.p ** 2)
         for c in cfgs)
 
 
+def _stack_transform(cfgs: Sequence[RunCfg]):
+    """One GrokFast filter for a whole stack (lambda per member), or None."""
+    from grokbook.accelerators import GrokFastEMA, GrokFastMA
+
+    settings = cfgs[0].grad_transform
+    if settings is None:
+        return None
+    lambdas = [c.grad_transform.lamb for c in cfgs]
+    if settings.filter == "ema":
+        return GrokFastEMA(settings.alpha, lambdas)
+    return GrokFastMA(settings.window, lambdas)
+
+
 def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "stack",
                 progress: bool | None = None) -> list[Run]:
-    """Runs ``cfgs[i]`` from ``seeds[i]`` as one vectorized ensemble (members may differ in
-    seed, data split, learning rate, weight decay and init scale; see ``grokbook.ensemble``).
-    Settings an ensemble cannot share fall back to :func:`train_run` one by one. Cached as a
-    whole: when every member is in the cache they are loaded, else all are trained together,
-    so a stack's numbers never depend on what happened to be cached."""
+    """Runs ``cfgs[i]`` from ``seeds[i]`` as one vectorized stack (members may differ in seed,
+    data split, learning rate, weight decay, init scale and GrokFast lambda; see
+    ``grokbook.ensemble``). Settings a stack cannot share fall back to :func:`train_run` one by
+    one. Cached as a whole: when every member is in the cache they are loaded, else all are
+    trained together, so a stack's numbers never depend on what happened to be cached (on one
+    thread a member's numbers are its run alone's anyway; ``grokbook.ensemble``)."""
     cfgs, seeds = list(cfgs), list(seeds)
     if len(cfgs) != len(seeds) or not cfgs:
         raise ValueError(f"cfgs and seeds must be non-empty and of equal length, got "
@@ -374,9 +406,9 @@ def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "st
     options = train_options(cfgs[0])
     options["lr"] = [c.optim.lr for c in cfgs]
     options["weight_decay"] = [c.optim.weight_decay for c in cfgs]
-    options.pop("loss")
     datas = [make_data(c.data, s) for c, s in zip(cfgs, seeds)]
-    histories = train(models, datas, progress=progress, desc=desc, **options)
+    histories = train(models, datas, grad_transform=_stack_transform(cfgs), progress=progress,
+                      desc=desc, **options)
     runs = []
     for c, s, h, m, k, spec in zip(cfgs, seeds, histories, models, keys, specs):
         cache.store(k, h, m.state_dict(), spec)

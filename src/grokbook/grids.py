@@ -10,18 +10,27 @@ chapter that asks for the same settings later loads it). The cells run on Dask
 by default, or an existing cluster (``--scheduler tcp://HOST:8786``; the README has a recipe
 for Slurm with ``dask-jobqueue``).
 
+Cells that differ only in learning rate, weight decay, init scale and seed train together as
+stacks (``grokbook.engine``: on a worker's one thread a stack member is its run alone to the
+bit, so stacking changes no epoch, only the time; the engine measures which stack size pays
+for the model at hand). A stacked cell's ``seconds`` is the stack's wall time shared out by
+the members' steps, and its ``stack`` column says how many cells trained together; ``--stack
+1`` trains every cell alone (through the run cache, where a chapter asking for the same run
+later finds it) and measures each run's own time.
+
 The table (CSV, one row per cell: its settings, then what it measured) is written atomically
-each time a cell finishes, with the command that made it on top. Running the same command
-again skips the cells the table already holds: a sweep that was killed resumes where it
-stopped, and only the missing cells are trained. A cell that fails is reported with its
-settings while the others finish, and is left out of the table (a re-run retries it).
+each time a cell (or stack of cells) finishes, with the command that made it on top. Running
+the same command again skips the cells the table already holds: a sweep that was killed
+resumes where it stopped, and only the missing cells are trained. A cell that fails is
+reported with its settings while the others finish, and is left out of the table (a re-run
+retries it).
 """
 
 from __future__ import annotations
 
 import io
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +54,9 @@ AXES: dict[str, tuple[type, Any]] = {
 
 SETTINGS = (*AXES, "seed")
 MEASURED = ("epoch_95_train", "epoch_95_test", "time_gap", "final_train_acc", "final_test_acc",
-            "last_epoch", "stopped", "seconds")
+            "last_epoch", "stopped", "seconds", "stack")
+STACKED = ("lr", "wd", "init_scale", "seed")
+"""The settings in which the cells of one stack may differ."""
 COLUMNS = (*SETTINGS, *MEASURED)
 
 
@@ -135,18 +146,75 @@ def run_settings(cell: Mapping[str, Any]) -> RunCfg:
                                    stop_acc=stop, stop_patience=5))
 
 
-def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
-    """Train one cell through the run cache and return its table row."""
+def _row(cell: Mapping[str, Any], history, seconds: float, stack: int) -> dict[str, Any]:
     from grokbook import measures
-    from grokbook.experiments import train_run
 
-    history = train_run(run_settings(cell), cell["seed"], progress=False).history
     summary = measures.summary(history)
     return {**cell, "epoch_95_train": summary["epochs_to_train"],
             "epoch_95_test": summary["epochs_to_test"], "time_gap": summary["time_gap"],
             "final_train_acc": summary["final_train_acc"],
             "final_test_acc": summary["final_test_acc"], "last_epoch": history.epoch[-1],
-            "stopped": history.stopped or "", "seconds": round(history.seconds, 3)}
+            "stopped": history.stopped or "", "seconds": round(seconds, 3), "stack": stack}
+
+
+def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """Train one cell through the run cache and return its table row."""
+    from grokbook.experiments import train_run
+
+    history = train_run(run_settings(cell), cell["seed"], progress=False).history
+    return _row(cell, history, history.seconds, 1)
+
+
+def run_stack(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Train ``cells`` (equal but for :data:`STACKED`) as one stack on one thread and return
+    their rows; each row's ``seconds`` is the stack's wall time shared out by steps."""
+    import torch
+
+    from grokbook.experiments import train_stack
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # where a member is its run alone to the bit
+    try:
+        runs = train_stack([run_settings(c) for c in cells], [c["seed"] for c in cells],
+                           progress=False)
+    finally:
+        torch.set_num_threads(previous)
+    steps = [max(r.history.config.get("steps", r.history.epoch[-1]), 1) for r in runs]
+    return [_row(c, r.history, r.history.seconds * s / sum(steps), len(cells))
+            for c, r, s in zip(cells, runs, steps)]
+
+
+def _run_batch(run: Callable[[Mapping[str, Any]], dict[str, Any]],
+               batch: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    return [run(batch[0])] if len(batch) == 1 else run_stack(batch)
+
+
+def batches(todo: Sequence[Mapping[str, Any]], stack: int | str = "auto",
+            processes: int = 1) -> list[list[Mapping[str, Any]]]:
+    """``todo`` in the units a sweep trains: stacks of cells equal but for :data:`STACKED`,
+    ``stack`` cells at most (``"auto"``: the size :func:`grokbook.engine.stack_size`
+    measures for the model, never leaving one of ``processes`` idle), or one cell each."""
+    from grokbook import engine
+
+    if stack != "auto" and (isinstance(stack, bool) or not isinstance(stack, int) or stack < 1):
+        raise ValueError(f"stack must be 'auto' or a positive integer, got {stack!r}")
+    if stack == 1:
+        return [[cell] for cell in todo]
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for cell in todo:
+        groups.setdefault(tuple(v for k, v in cell.items() if k not in STACKED), []).append(cell)
+    out = []
+    for signature, group in groups.items():
+        if stack == "auto":
+            from grokbook.experiments import build_model, make_data
+
+            cfg = run_settings(group[0])
+            size = engine.stack_size(("sweep", signature), lambda i, cfg=cfg: build_model(cfg, i),
+                                     make_data(cfg.data, 0), len(group), processes)
+        else:
+            size = stack
+        out += [[group[i] for i in members] for members in engine.plan(len(group), size)]
+    return out
 
 
 def _key(row: Mapping[str, Any]) -> tuple:
@@ -162,6 +230,8 @@ def read(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     table = pd.read_csv(path, comment="#", keep_default_na=False)
+    if "stack" not in table.columns:  # a table from before stacks: every cell trained alone
+        table["stack"] = 1
     missing = set(COLUMNS) - set(table.columns)
     if missing:
         raise ValueError(f"{path}: not a sweep table, columns {sorted(missing)} are missing")
@@ -180,11 +250,19 @@ def write(rows: list[Mapping[str, Any]], path: str | Path, command: str) -> Path
 def sweep(grid: Mapping[str, list], path: str | Path, *, command: str = "grokbook sweep",
           workers: int | None = None, scheduler: str | None = None,
           progress: bool | None = None,
-          run: Callable[[Mapping[str, Any]], dict[str, Any]] = run_cell) -> dict[str, Any]:
+          run: Callable[[Mapping[str, Any]], dict[str, Any]] = run_cell,
+          stack: int | str = "auto") -> dict[str, Any]:
     """Run every cell of ``grid`` that the table at ``path`` does not hold yet, saving the
-    table as each cell finishes. Returns ``{"table", "trained", "failed"}``: the final table,
-    how many cells were trained now and the failures (:class:`grokbook.sweep.CellError`)."""
-    from grokbook.sweep import CellError, map_cells
+    table as each cell (or stack) finishes. Returns ``{"table", "trained", "failed"}``: the
+    final table, how many cells were trained now and the failures
+    (:class:`grokbook.sweep.CellError`). ``stack``: see :func:`batches`; ``"auto"`` stacks on
+    Dask workers only (``workers=0`` trains in this process, one cell at a time), and a custom
+    ``run`` trains one cell at a time."""
+    from functools import partial
+
+    from grokbook.sweep import CellError, check_options, default_workers, map_cells
+
+    check_options(workers, scheduler)
 
     todo_all = cells(grid)
     table = read(path)
@@ -194,15 +272,20 @@ def sweep(grid: Mapping[str, list], path: str | Path, *, command: str = "grokboo
     todo = [c for c in todo_all if _key(c) not in done]
     failed: list[CellError] = []
 
-    def save(cell: Any, row: Any) -> None:
-        if isinstance(row, CellError):
-            failed.append(row)
+    def save(batch: Any, result: Any) -> None:
+        if isinstance(result, CellError):
+            failed.append(result)
             return
-        rows.append(row)
+        rows.extend(result)
         write(rows, path, command)
 
-    map_cells(run, todo, workers=workers, scheduler=scheduler, progress=progress,
-              desc="sweep cells", on_result=save)
+    if run is not run_cell or (workers == 0 and scheduler is None and stack == "auto"):
+        stack = 1
+    processes = workers or (default_workers() if scheduler is None else 1)
+    units = batches(todo, stack, processes)
+    map_cells(partial(_run_batch, run), units, workers=workers, scheduler=scheduler,
+              progress=progress, desc="sweep stacks", on_result=save)
     if not Path(path).exists():
         write(rows, path, command)
-    return {"table": read(path), "trained": len(todo) - len(failed), "failed": failed}
+    lost = sum(len(f.cell) for f in failed)
+    return {"table": read(path), "trained": len(todo) - lost, "failed": failed}

@@ -4,6 +4,11 @@ Every chapter trains through :func:`train`: full batch (the papers' default, one
 or minibatches, AdamW unless told otherwise, an optional gradient transform between backward
 and the optimizer step (where GrokFast and friends plug in), evaluation every ``eval_every``
 epochs, an early stop once test accuracy holds above a target, and a progress bar.
+
+One loop (:class:`_Loop`) serves one model and a stack of many (``grokbook.ensemble``): a
+*learner* gives it the forward pass, the per-member losses and the optimizer step of either,
+and the loop does the rest (evaluation, measures, early stops, callbacks, checkpoints) member by
+member, a single run being the stack of one.
 """
 
 from __future__ import annotations
@@ -237,7 +242,7 @@ def train(
     eval_every: int = 10,
     stop_acc: float | None = None,
     stop_patience: int = 1,
-    seed: int = 0,
+    seed: int | Sequence[int] = 0,
     device: str | torch.device = "auto",
     optimizer: torch.optim.Optimizer | None = None,
     grad_transform: Callable[[nn.Module], None] | None = None,
@@ -253,16 +258,22 @@ def train(
     """Train ``model`` on ``data`` (cross-entropy unless ``loss`` says otherwise) and return its
     :class:`History`.
 
-    Given a list of models of one architecture, train them as one vectorized ensemble (see
-    ``grokbook.ensemble``) and return one History per member: ``data``, ``lr`` and
-    ``weight_decay`` may then be given once or once per member. Ensembles train full batch with
-    AdamW; a member stops recording once its test accuracy holds above ``stop_acc``, and the run
-    ends when every member has stopped. Each History's ``seconds`` is the whole ensemble's.
+    Given a list of models of one architecture, train them as one *stack* (``grokbook.ensemble``:
+    parameters stacked along a member axis, one batched forward, a per-member AdamW) through the
+    same loop, and return one History per member. A single model is the stack of one: every
+    option below means the same for each member of a stack. ``data``, ``lr``, ``weight_decay``
+    and ``seed`` may then be given once or once per member. A member stops once its test accuracy
+    holds above ``stop_acc`` (or it diverges, or ``callback`` says so) and is then dropped from
+    the stack, so that it stops costing; the run ends when every member has stopped. Each
+    History's ``seconds`` is the whole stack's. A stack trains with its own AdamW and without
+    checkpoints: ``optimizer`` and ``checkpoint`` are for single runs. On one thread, a member's
+    History is the one its run alone gives, to the bit (the same gradients, and PyTorch's AdamW
+    arithmetic); on more threads the batched kernels may split sums differently.
 
     Args:
         model: maps a batch of inputs to logits; trained in place. Or a list of such models.
         data: anything with ``x_train, y_train, x_test, y_test`` tensors (see ``grokbook.tasks``),
-            or, for an ensemble, a list of those, one per member, of equal sizes.
+            or, for a stack, a list of those, one per member, of equal sizes.
         epochs: passes over the training set; full batch makes it the number of steps.
         lr, weight_decay, betas: AdamW's (decoupled weight decay, as in PyTorch).
         batch_size: None for full batch, else minibatches reshuffled every epoch from ``seed``.
@@ -276,9 +287,15 @@ def train(
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         optimizer: an optimizer over ``model``'s parameters to use instead of AdamW.
         grad_transform: called as ``grad_transform(model)`` after backward, before the step,
-            to change the gradients in place (GrokFast, NeuralGrok).
-        measures: extra measures, ``name -> fn(model) -> float``, recorded at each evaluation.
-        callback: called with the history after each evaluation; returning True stops training.
+            to change the gradients in place (GrokFast, NeuralGrok). A stack calls it with the
+            :class:`~grokbook.ensemble.Ensemble`, whose gradients carry the member axis; only
+            transforms that say they act on each member alone (``stackable = True``: GrokFast's
+            filters, or :class:`~grokbook.ensemble.PerMember` holding one single-model
+            transform per member, such as NeuralGrok) are accepted there.
+        measures: extra measures, ``name -> fn(model) -> float``, recorded at each evaluation
+            (for a stack, called with each member's model).
+        callback: called with the history after each evaluation; returning True stops training
+            (for a stack, with each member's history, and it stops that member).
         progress: show a progress bar; None shows one unless ``GROKBOOK_PROGRESS=0``.
         desc: the progress bar's label.
         checkpoint: a file (``.npz``) to save the whole run's state to (``grokbook.checkpoint``)
@@ -303,10 +320,11 @@ def train(
                                    or batch_size < 1):
         raise ValueError(f"batch_size must be None (full batch) or a positive integer, "
                          f"got {batch_size!r}")
-    check_seed(seed)
+    stacked = isinstance(model, (list, tuple))
+    for value in (seed if stacked and isinstance(seed, (list, tuple)) else [seed]):
+        check_seed(value)
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r}; known losses: {', '.join(LOSSES)}")
-    loss_fn, accuracy_fn = LOSSES[loss]
 
     if checkpoint_every is not None:
         validate("checkpoint_every", checkpoint_every, "eval_every")
@@ -324,166 +342,424 @@ def train(
                      **{f"measures[{k!r}]": v for k, v in (measures or {}).items()})
     if checkpoint is not None:
         checkpoint_file(checkpoint)
-    if isinstance(model, (list, tuple)):
-        unsupported = {"batch_size": batch_size, "optimizer": optimizer,
-                       "grad_transform": grad_transform, "measures": measures,
-                       "callback": callback, "loss": loss != "cross_entropy",
-                       "checkpoint": checkpoint}
-        for name, value in unsupported.items():
-            if value:
-                raise ValueError(f"{name} is not supported when training an ensemble; "
-                                 "train the models one by one to use it")
-        return _train_ensemble(
-            model, data, epochs=epochs, lr=lr, weight_decay=weight_decay, betas=betas,
-            warmup_steps=warmup_steps, eval_every=eval_every, stop_acc=stop_acc,
-            stop_patience=stop_patience, device=resolve_device(device),
-            progress=progress_enabled(progress), desc=desc)
-
     device = resolve_device(device)
+    settings = {"epochs": epochs, "loss": loss, "betas": list(betas), "batch_size": batch_size,
+                "warmup_steps": warmup_steps}
+    if stacked:
+        learner = _stack_learner(model, data, lr=lr, weight_decay=weight_decay, betas=betas,
+                                 batch_size=batch_size, loss=loss, warmup_steps=warmup_steps,
+                                 seed=seed, device=device, optimizer=optimizer,
+                                 grad_transform=grad_transform, checkpoint=checkpoint)
+        histories = [History(extras={name: [] for name in (measures or {})},
+                             config={**settings, "lr": learner.optimizer.lr[i].item(),
+                                     "weight_decay": learner.optimizer.weight_decay[i].item(),
+                                     "seed": learner.seeds[i],
+                                     "model": type(model[i]).__name__,
+                                     "n_train": learner.n_train, "n_test": learner.n_test,
+                                     "member": i, "ensemble_size": learner.size})
+                     for i in range(learner.size)]
+        loop = _Loop(learner, histories, measures=measures or {}, callback=callback,
+                     stop_acc=stop_acc, stop_patience=stop_patience)
+        loop.run(epochs, eval_every, desc=f"{desc} (x{learner.size})",
+                 progress=progress_enabled(progress))
+        return histories
+
     check_data(data)
     check_inputs(model, data, loss)
     check_run_memory(model, data, batch_size, device=device)
     model.to(device)
-    x_train, y_train = data.x_train.to(device), data.y_train.to(device)
-    x_test, y_test = data.x_test.to(device), data.y_test.to(device)
-    n_train = len(y_train)
-    full_batch = batch_size is None or batch_size >= n_train
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
                                       betas=betas)
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
-    generator = torch.Generator().manual_seed(seed)
-    measures = measures or {}
-
+    learner = _OneModelLearner(model, data, optimizer, loss=loss, batch_size=batch_size,
+                               warmup_steps=warmup_steps, seed=seed, device=device,
+                               grad_transform=grad_transform)
     history = History(
-        extras={name: [] for name in measures},
+        extras={name: [] for name in (measures or {})},
         config={"epochs": epochs, "loss": loss, "lr": lr, "weight_decay": weight_decay,
                 "betas": list(betas), "batch_size": batch_size, "warmup_steps": warmup_steps,
-                "seed": seed, "model": type(model).__name__, "n_train": n_train,
-                "n_test": len(y_test)},
+                "seed": seed, "model": type(model).__name__, "n_train": learner.n_train,
+                "n_test": learner.n_test},
     )
-    step = 0
-    streak = 0
-    first_epoch, seconds_before = 0, 0.0
+    loop = _Loop(learner, [history], measures=measures or {}, callback=callback,
+                 stop_acc=stop_acc, stop_patience=stop_patience)
     stateful = {"grad_transform": grad_transform, **(measures or {})}
     if checkpoint is not None:
         for name, part in stateful.items():
             if part is not None and not hasattr(part, "state_dict") and not _stateless(part):
                 raise ValueError(f"{name} keeps state but has no state_dict(): it cannot be "
                                  "checkpointed; train without checkpoint= or give it one")
-    if checkpoint is not None and resume and Path(checkpoint).exists():
-        saved = load_checkpoint(checkpoint)
-        _check_same_run(checkpoint, saved["history"].get("config"), history.config)
+        loop.saver = _Checkpointer(checkpoint, learner, loop, stateful, checkpoint_every,
+                                   checkpoint_seconds)
+        if resume and Path(checkpoint).exists():
+            loop.saver.restore()
+    if hasattr(grad_transform, "check_model"):  # a filter's state belongs to one model
+        grad_transform.check_model(model)
+    loop.run(epochs, eval_every, desc=desc, progress=progress_enabled(progress))
+    return loop.histories[0]
+
+
+class _OneModelLearner:
+    """One model and a torch optimizer: the ordinary run, a stack of one for :class:`_Loop`.
+
+    Each method works on the members still training and returns one value per member."""
+
+    size = 1
+    stack = False
+
+    def __init__(self, model: nn.Module, data, optimizer: torch.optim.Optimizer, *, loss: str,
+                 batch_size: int | None, warmup_steps: int, seed: int, device: torch.device,
+                 grad_transform: Callable[[nn.Module], None] | None):
+        self.model, self.optimizer, self.loss = model, optimizer, loss
+        self.loss_fn, self.accuracy_fn = LOSSES[loss]
+        self.x_train, self.y_train = data.x_train.to(device), data.y_train.to(device)
+        self.x_test, self.y_test = data.x_test.to(device), data.y_test.to(device)
+        self.n_train, self.n_test = len(self.y_train), len(self.y_test)
+        self.batch_size, self.warmup_steps = batch_size, warmup_steps
+        self.full_batch = batch_size is None or batch_size >= self.n_train
+        self.generator = torch.Generator().manual_seed(seed)
+        self.device, self.grad_transform = device, grad_transform
+        self.base_lrs = [group["lr"] for group in optimizer.param_groups]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.loss_fn(output, y)
+
+    def values(self, losses: torch.Tensor) -> list[float]:
+        return [losses.item()]
+
+    def accuracies(self, output: torch.Tensor, y: torch.Tensor) -> list[float]:
+        return [self.accuracy_fn(output, y).item()]
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        loss, accuracy = _evaluate(self.model, x, y, self.loss)
+        return [loss], [accuracy]
+
+    def weight_norms(self) -> list[float]:
+        return [weight_norm(self.model)]
+
+    def member(self, position: int) -> nn.Module:
+        return self.model
+
+    def batches(self):
+        """This epoch's minibatches ``(x, y)``, reshuffled from the run's generator."""
+        order = torch.randperm(self.n_train, generator=self.generator).to(self.device)
+        for i in range(math.ceil(self.n_train / self.batch_size)):
+            batch = order[i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.x_train[batch], self.y_train[batch]
+
+    def step(self, losses: torch.Tensor, step: int) -> None:
+        if self.warmup_steps:
+            for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+                group["lr"] = base * warmup_factor(step, self.warmup_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses.backward()
+        if self.grad_transform is not None:
+            self.grad_transform(self.model)
+        self.optimizer.step()
+
+    def keep(self, positions: list[int]) -> None:
+        """A single run ends when its one member stops: nothing to drop."""
+
+    def finish(self) -> None:
+        """The model was trained in place."""
+
+
+class _StackLearner(_OneModelLearner):
+    """K models as one :class:`~grokbook.ensemble.Ensemble` with a per-member AdamW: the same
+    methods as a single run's, one value per member still training."""
+
+    stack = True
+
+    def __init__(self, ensemble: Ensemble, datas: tuple[torch.Tensor, ...],
+                 optimizer: StackedAdamW, *, loss: str, batch_size: int | None,
+                 warmup_steps: int, seeds: list[int], device: torch.device,
+                 grad_transform: Callable[[nn.Module], None] | None):
+        self.ensemble, self.optimizer, self.loss = ensemble, optimizer, loss
+        self.x_train, self.y_train, self.x_test, self.y_test = datas
+        self.n_train, self.n_test = self.y_train.shape[1], self.y_test.shape[1]
+        self.batch_size, self.warmup_steps = batch_size, warmup_steps
+        self.full_batch = batch_size is None or batch_size >= self.n_train
+        self.seeds = list(seeds)
+        self.generators = [torch.Generator().manual_seed(s) for s in self.seeds]
+        self.device, self.grad_transform = device, grad_transform
+
+    @property
+    def size(self) -> int:
+        return len(self.ensemble)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ensemble(x)
+
+    def losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return member_losses(output, y, self.loss)
+
+    def values(self, losses: torch.Tensor) -> list[float]:
+        return losses.tolist()
+
+    def accuracies(self, output: torch.Tensor, y: torch.Tensor) -> list[float]:
+        return member_accuracies(output, y, self.loss).tolist()
+
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
+        with torch.no_grad():
+            output = self.ensemble(x)
+            return self.values(self.losses(output, y)), self.accuracies(output, y)
+
+    def weight_norms(self) -> list[float]:
+        return self.ensemble.weight_norms().tolist()
+
+    def member(self, position: int) -> nn.Module:
+        return self.ensemble.member_model(position)
+
+    def batches(self):
+        """This epoch's minibatches, each member's rows in its own order (its own seed)."""
+        orders = torch.stack([torch.randperm(self.n_train, generator=g)
+                              for g in self.generators]).to(self.device)
+        rows = torch.arange(self.size, device=self.device)[:, None]
+        for i in range(math.ceil(self.n_train / self.batch_size)):
+            batch = orders[:, i * self.batch_size:(i + 1) * self.batch_size]
+            yield self.x_train[rows, batch], self.y_train[rows, batch]
+
+    def step(self, losses: torch.Tensor, step: int) -> None:
+        self.optimizer.zero_grad()
+        losses.sum().backward()  # each member's gradient lands in that member's slice
+        if self.grad_transform is not None:
+            self.grad_transform(self.ensemble)
+        self.optimizer.step(warmup_factor(step, self.warmup_steps))
+
+    def keep(self, positions: list[int]) -> None:
+        """Drop the members not in ``positions`` (their models get their parameters now)."""
+        index = torch.tensor(positions, device=self.device)
+        self.ensemble.keep(positions)
+        self.optimizer.keep(index, self.ensemble.parameters())
+        if hasattr(self.grad_transform, "keep_members"):
+            self.grad_transform.keep_members(index)
+        self.x_train, self.y_train, self.x_test, self.y_test = (
+            t[index] for t in (self.x_train, self.y_train, self.x_test, self.y_test))
+        self.generators = [self.generators[j] for j in positions]
+
+    def finish(self) -> None:
+        self.ensemble.write_back()
+
+
+def _stack_learner(models: Sequence[nn.Module], data, *, lr, weight_decay, betas, batch_size,
+                   loss, warmup_steps, seed, device, optimizer, grad_transform,
+                   checkpoint) -> _StackLearner:
+    """Check a stack's settings and data, and build its learner."""
+    refused = {"optimizer": (optimizer, "a stack trains with its own per-member AdamW: give lr "
+                             "and weight_decay, once or per member"),
+               "checkpoint": (checkpoint, "checkpoints hold one run: train the models one by "
+                              "one to checkpoint them")}
+    for name, (value, why) in refused.items():
+        if value is not None:
+            raise ValueError(f"{name} is not supported when training a stack of models ({why})")
+    if grad_transform is not None and not getattr(grad_transform, "stackable", False):
+        raise ValueError(f"grad_transform: a {type(grad_transform).__name__} acts on one "
+                         "model's gradients and cannot serve a stack; give one per member in "
+                         "grokbook.ensemble.PerMember([...]), or one that acts on each member "
+                         "alone (stackable = True: GrokFastEMA, GrokFastMA)")
+    ensemble = Ensemble(models)
+    k = len(ensemble)
+    for i, one in enumerate(data if isinstance(data, (list, tuple)) else [data] * k):
+        if i < k:  # a list of the wrong length is stack_data's to report
+            check_data(one, f"data[{i}]" if isinstance(data, (list, tuple)) else "data")
+            check_inputs(models[i], one, loss)
+    check_run_memory(models[0], data[0] if isinstance(data, (list, tuple)) else data,
+                     batch_size, copies=k, device=device)
+    seeds = [int(s) for s in per_member(seed, k, "seed", torch.int64)]
+    lrs = per_member(lr, k, "lr", torch.float64)  # double, as PyTorch's AdamW forms its factors
+    wds = per_member(weight_decay, k, "weight_decay", torch.float64)
+    ensemble = ensemble.to(device)
+    if hasattr(grad_transform, "check_model"):
+        grad_transform.check_model(ensemble)
+    return _StackLearner(ensemble, tuple(t.to(device) for t in stack_data(data, k)),
+                         StackedAdamW(ensemble.parameters(), lrs.to(device), wds.to(device),
+                                      betas),
+                         loss=loss, batch_size=batch_size, warmup_steps=warmup_steps,
+                         seeds=seeds, device=device, grad_transform=grad_transform)
+
+
+class _Loop:
+    """The book's one training loop, for a learner of one model or a stack of K.
+
+    Per epoch: a full-batch step (whose forward also measures the training set) or a pass of
+    minibatches; every ``eval_every`` epochs, each member's evaluation, its measures, its early
+    stop (target held, diverged, or its callback), and the members that stopped leave the stack.
+    """
+
+    def __init__(self, learner: _OneModelLearner, histories: list[History], *,
+                 measures: dict[str, Callable[[nn.Module], float]],
+                 callback: Callable[[History], bool | None] | None, stop_acc: float | None,
+                 stop_patience: int):
+        self.learner, self.histories = learner, histories
+        self.measures, self.callback = measures, callback
+        self.stop_acc, self.stop_patience = stop_acc, stop_patience
+        self.active = list(range(len(histories)))  # members still training, by stack position
+        self.streaks = [0] * len(histories)
+        self.step = 0
+        self.first_epoch, self.seconds_before = 0, 0.0
+        self.saver: _Checkpointer | None = None
+        self.bar = None
+
+    def record(self, epoch: int, train_losses: list[float],
+               train_accs: list[float]) -> bool:
+        """Append one evaluation to each member still training; drop the members that stop.
+        Return True when none is left."""
+        test_losses, test_accs = self.learner.evaluate(self.learner.x_test, self.learner.y_test)
+        norms = self.learner.weight_norms()
+        survivors = []
+        for position, member in enumerate(self.active):
+            history = self.histories[member]
+            history.append(epoch, train_losses[position], train_accs[position],
+                           test_losses[position], test_accs[position], norms[position])
+            if self.measures:
+                model = self.learner.member(position)
+                with torch.no_grad():  # a measure that needs gradients enables them itself
+                    for name, measure in self.measures.items():
+                        history.extras[name].append(float(measure(model)))
+            stopped = self._stopped(member, history)
+            if stopped:
+                history.stopped = stopped
+                history.config["steps"] = self.step
+            else:
+                survivors.append(position)
+        if self.learner.stack:
+            self.bar.set_postfix(running=len(survivors), refresh=False)
+        else:
+            self.bar.set_postfix(train=f"{train_accs[0]:.2f}", test=f"{test_accs[0]:.2f}",
+                                 refresh=False)
+        if survivors and len(survivors) < len(self.active):
+            self.learner.keep(survivors)
+        self.active = [self.active[position] for position in survivors]
+        return not self.active
+
+    def _stopped(self, member: int, history: History) -> str | None:
+        """Why ``member`` stops after its latest evaluation, or None."""
+        self.streaks[member] = _streak(self.streaks[member], history.test_acc[-1], self.stop_acc)
+        norm = history.weight_norm[-1]
+        if not all(map(math.isfinite, (history.train_loss[-1], history.test_loss[-1], norm))) \
+                or norm > GROWTH_LIMIT * max(history.weight_norm[0], 1e-12):
+            return "diverged"  # non-finite, or weights blown up: nothing to learn
+        if self.streaks[member] >= self.stop_patience:
+            return "target"
+        if self.callback is not None and self.callback(history):
+            return "callback"
+        return None
+
+    def run(self, epochs: int, eval_every: int, *, desc: str, progress: bool) -> None:
+        learner = self.learner
+        self.start = time.perf_counter()
+        saver = self.saver
+        interrupt = _DeferredInterrupt() if saver is not None else contextlib.nullcontext()
         try:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            for name, part in stateful.items():
+            with interrupt, tqdm(total=epochs, initial=self.first_epoch, desc=desc,
+                                 disable=not progress, leave=False) as self.bar:
+                for epoch in range(self.first_epoch, epochs + 1):
+                    if self._epoch(epoch, epochs, eval_every):
+                        break
+                    self.bar.update(1)
+                    if saver is not None:
+                        saver.after_epoch(epoch, interrupt.requested)
+                        if interrupt.requested:
+                            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            for member in self.active:
+                self.histories[member].stopped = "interrupted"
+            self._close()
+            learner.finish()
+            raise TrainingInterrupted(self.histories[0] if not learner.stack
+                                      else self.histories) from None
+        self._close()
+        learner.finish()
+
+    def _epoch(self, epoch: int, epochs: int, eval_every: int) -> bool:
+        """One epoch; True when training is over."""
+        learner = self.learner
+        measuring = epoch % eval_every == 0 or epoch == epochs
+        last = epoch == epochs
+        if learner.full_batch:
+            # One forward pass serves both the update and the train-set measurement.
+            with torch.set_grad_enabled(not last):
+                output = learner.forward(learner.x_train)
+                losses = learner.losses(output, learner.y_train)
+            if measuring:
+                size = learner.size
+                if self.record(epoch, learner.values(losses),
+                               learner.accuracies(output.detach(), learner.y_train)):
+                    return True
+                if learner.size < size and not last:  # members left: the survivors' forward
+                    losses = learner.losses(learner.forward(learner.x_train), learner.y_train)
+            if last:
+                return True
+            learner.step(losses, self.step)
+            self.step += 1
+        else:
+            if measuring and self.record(epoch, *learner.evaluate(learner.x_train,
+                                                                  learner.y_train)):
+                return True
+            if last:
+                return True
+            for x, y in learner.batches():
+                learner.step(learner.losses(learner.forward(x), y), self.step)
+                self.step += 1
+        return False
+
+    def _close(self) -> None:
+        seconds = self.seconds_before + time.perf_counter() - self.start
+        for member, history in enumerate(self.histories):
+            history.seconds = seconds
+            if member in self.active or not self.learner.stack:
+                history.config["steps"] = self.step
+
+
+class _Checkpointer:
+    """Saves a single run's whole state (model, optimizer, stateful parts, minibatch generator,
+    History, loop counters) and restores it, bit for bit."""
+
+    def __init__(self, path, learner: _OneModelLearner, loop: _Loop, stateful: dict,
+                 every: int | None, seconds: float | None):
+        self.path, self.learner, self.loop, self.stateful = path, learner, loop, stateful
+        self.every, self.seconds = every, seconds
+        self.last_save = time.perf_counter()
+
+    def restore(self) -> None:
+        learner, loop = self.learner, self.loop
+        saved = load_checkpoint(self.path)
+        _check_same_run(self.path, saved["history"].get("config"), loop.histories[0].config)
+        try:
+            learner.model.load_state_dict(saved["model"])
+            learner.optimizer.load_state_dict(saved["optimizer"])
+            for name, part in self.stateful.items():
                 if hasattr(part, "load_state_dict") and name in saved["parts"]:
                     part.load_state_dict(saved["parts"][name])
         except (RuntimeError, KeyError, ValueError) as error:
-            raise ValueError(f"checkpoint {checkpoint} holds another model or optimizer than "
+            raise ValueError(f"checkpoint {self.path} holds another model or optimizer than "
                              f"this run's ({str(error).splitlines()[0]}); delete it to start "
                              "afresh, or resume with the settings it was saved with") from None
-        generator.set_state(saved["generator"])
-        history = History.from_dict(saved["history"], f"{checkpoint} history")
-        step, streak = saved["step"], saved["streak"]
-        first_epoch, seconds_before = saved["epoch"], saved["seconds"]
+        learner.generator.set_state(saved["generator"])
+        loop.histories[0] = History.from_dict(saved["history"], f"{self.path} history")
+        loop.step, loop.streaks[0] = saved["step"], saved["streak"]
+        loop.first_epoch, loop.seconds_before = saved["epoch"], saved["seconds"]
 
-    if hasattr(grad_transform, "check_model"):  # a filter's state belongs to one model
-        grad_transform.check_model(model)
-
-    def save_state(next_epoch: int) -> None:
-        save_checkpoint(checkpoint, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "parts": {name: part.state_dict() for name, part in stateful.items()
+    def save(self, next_epoch: int) -> None:
+        learner, loop = self.learner, self.loop
+        save_checkpoint(self.path, {
+            "model": learner.model.state_dict(), "optimizer": learner.optimizer.state_dict(),
+            "parts": {name: part.state_dict() for name, part in self.stateful.items()
                       if hasattr(part, "state_dict")},
-            "generator": generator.get_state(), "history": history.to_dict(), "step": step,
-            "streak": streak, "epoch": next_epoch,
-            "seconds": seconds_before + time.perf_counter() - start})
+            "generator": learner.generator.get_state(),
+            "history": loop.histories[0].to_dict(), "step": loop.step,
+            "streak": loop.streaks[0], "epoch": next_epoch,
+            "seconds": loop.seconds_before + time.perf_counter() - loop.start})
 
-    def optimizer_step(loss: torch.Tensor) -> None:
-        nonlocal step
-        if warmup_steps:
-            for group, base in zip(optimizer.param_groups, base_lrs):
-                group["lr"] = base * warmup_factor(step, warmup_steps)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_transform is not None:
-            grad_transform(model)
-        optimizer.step()
-        step += 1
-
-    def record(epoch: int, train_loss: float, train_acc: float) -> bool:
-        """Append one evaluation; return True when training should stop."""
-        nonlocal streak
-        test_loss, test_acc = _evaluate(model, x_test, y_test, loss)
-        history.append(epoch, train_loss, train_acc, test_loss, test_acc, weight_norm(model))
-        with torch.no_grad():  # a measure that needs gradients enables them itself
-            for name, measure in measures.items():
-                history.extras[name].append(float(measure(model)))
-        bar.set_postfix(train=f"{train_acc:.2f}", test=f"{test_acc:.2f}", refresh=False)
-        streak = _streak(streak, test_acc, stop_acc)
-        norm = history.weight_norm[-1]
-        if not all(map(math.isfinite, (train_loss, test_loss, norm))) \
-                or norm > GROWTH_LIMIT * max(history.weight_norm[0], 1e-12):
-            history.stopped = "diverged"  # non-finite, or weights blown up: nothing to learn
-            return True
-        if streak >= stop_patience:
-            history.stopped = "target"
-            return True
-        if callback is not None and callback(history):
-            history.stopped = "callback"
-            return True
-        return False
-
-    start = last_save = time.perf_counter()
-    interrupt = _DeferredInterrupt() if checkpoint is not None else contextlib.nullcontext()
-    try:
-        with interrupt, tqdm(total=epochs, initial=first_epoch, desc=desc,
-                             disable=not progress_enabled(progress), leave=False) as bar:
-            for epoch in range(first_epoch, epochs + 1):
-                measuring = epoch % eval_every == 0 or epoch == epochs
-                last = epoch == epochs
-                if full_batch:
-                    # One forward pass serves both the update and the train-set measurement.
-                    with torch.set_grad_enabled(not last):
-                        output = model(x_train)
-                        value = loss_fn(output, y_train)
-                    if measuring:
-                        accuracy = accuracy_fn(output.detach(), y_train).item()
-                        if record(epoch, value.item(), accuracy):
-                            break
-                    if last:
-                        break
-                    optimizer_step(value)
-                else:
-                    if measuring and record(epoch, *_evaluate(model, x_train, y_train, loss)):
-                        break
-                    if last:
-                        break
-                    order = torch.randperm(n_train, generator=generator).to(device)
-                    for i in range(math.ceil(n_train / batch_size)):
-                        batch = order[i * batch_size:(i + 1) * batch_size]
-                        optimizer_step(loss_fn(model(x_train[batch]), y_train[batch]))
-                bar.update(1)
-                if checkpoint is None:
-                    continue
-                now = time.perf_counter()
-                if interrupt.requested or (checkpoint_every and (epoch + 1) % checkpoint_every
-                                           == 0) or (checkpoint_seconds and now - last_save
-                                                     >= checkpoint_seconds):
-                    save_state(epoch + 1)
-                    last_save = now
-                if interrupt.requested:
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        history.stopped = "interrupted"
-        history.seconds = seconds_before + time.perf_counter() - start
-        history.config["steps"] = step
-        raise TrainingInterrupted(history) from None
-    history.seconds = seconds_before + time.perf_counter() - start
-    history.config["steps"] = step
-    return history
+    def after_epoch(self, epoch: int, interrupted: bool) -> None:
+        now = time.perf_counter()
+        if interrupted or (self.every and (epoch + 1) % self.every == 0) or (
+                self.seconds and now - self.last_save >= self.seconds):
+            self.save(epoch + 1)
+            self.last_save = now
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -535,74 +811,3 @@ class _DeferredInterrupt:
     def __exit__(self, *_):
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
-
-
-def _train_ensemble(models, data, *, epochs, lr, weight_decay, betas, warmup_steps, eval_every,
-                    stop_acc, stop_patience, device, progress, desc) -> list[History]:
-    """The loop of :func:`train` for K models at once: the same steps, vectorized."""
-    ensemble = Ensemble(models)
-    k = len(ensemble)
-    for i, one in enumerate(data if isinstance(data, (list, tuple)) else [data] * k):
-        if i < k:  # a list of the wrong length is stack_data's to report
-            check_data(one, f"data[{i}]" if isinstance(data, (list, tuple)) else "data")
-            check_inputs(models[i], one)
-    check_run_memory(models[0], data[0] if isinstance(data, (list, tuple)) else data, copies=k,
-                     device=device)
-    ensemble = ensemble.to(device)
-    x_train, y_train, x_test, y_test = (t.to(device) for t in stack_data(data, k))
-    lrs, wds = per_member(lr, k, "lr"), per_member(weight_decay, k, "weight_decay")
-    optimizer = StackedAdamW(ensemble.parameters(), lrs.to(device), wds.to(device), betas)
-    histories = [
-        History(config={"epochs": epochs, "lr": lrs[i].item(), "weight_decay": wds[i].item(),
-                        "betas": list(betas), "batch_size": None, "warmup_steps": warmup_steps,
-                        "model": type(models[i]).__name__, "n_train": x_train.shape[1],
-                        "n_test": x_test.shape[1], "member": i, "ensemble_size": k})
-        for i in range(k)
-    ]
-    streaks = [0] * k
-    active = list(range(k))
-    step = 0
-    start = time.perf_counter()
-    with tqdm(total=epochs, desc=f"{desc} (x{k})", disable=not progress, leave=False) as bar:
-        for epoch in range(epochs + 1):
-            last = epoch == epochs
-            with torch.set_grad_enabled(not last):
-                logits = ensemble(x_train)
-                losses = member_losses(logits, y_train)
-            if epoch % eval_every == 0 or last:
-                with torch.no_grad():
-                    test_logits = ensemble(x_test)
-                    columns = zip(losses.tolist(),
-                                  member_accuracies(logits, y_train).tolist(),
-                                  member_losses(test_logits, y_test).tolist(),
-                                  member_accuracies(test_logits, y_test).tolist(),
-                                  ensemble.weight_norms().tolist())
-                for i, metrics in enumerate(columns):
-                    if i not in active:
-                        continue
-                    histories[i].append(epoch, *metrics)
-                    streaks[i] = _streak(streaks[i], metrics[3], stop_acc)
-                    first_norm = histories[i].weight_norm[0]
-                    diverged = not all(map(math.isfinite, (metrics[0], metrics[2], metrics[4]))) \
-                        or metrics[4] > GROWTH_LIMIT * max(first_norm, 1e-12)
-                    if diverged or streaks[i] >= stop_patience:
-                        histories[i].stopped = "diverged" if diverged else "target"
-                        active.remove(i)
-                        histories[i].config["steps"] = step
-                bar.set_postfix(running=len(active), refresh=False)
-                if not active:
-                    break
-            if last:
-                break
-            optimizer.zero_grad()
-            losses.sum().backward()
-            optimizer.step(warmup_factor(step, warmup_steps))
-            step += 1
-            bar.update(1)
-    ensemble.write_back()
-    seconds = time.perf_counter() - start
-    for i, history in enumerate(histories):
-        history.seconds = seconds
-        if i in active:
-            history.config["steps"] = step
-    return histories
