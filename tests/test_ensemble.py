@@ -113,6 +113,14 @@ def test_stacked_adamw_is_pytorchs_adamw_per_member():
                    seed=[0, 1, 2]), r"seed must be one number or one per member \(2\)"),
     (lambda: train(make_model("fnn", 7, 7), modular_arithmetic("add", 7, 0.5), seed=[0, 1]),
      "seed must be an integer in 0"),
+    (lambda: train([], modular_arithmetic("add", 7, 0.5)),
+     "model must be a model or a non-empty list of models"),
+    (lambda: train(make_model("fnn", 7, 7), modular_arithmetic("add", 7, 0.5),
+                   grad_transform=GrokFastEMA(lamb=[1.0, 2.0])),
+     "lamb holds 2 values, one per member of a stack, but this filter serves a single FNN"),
+    (lambda: train([make_model("fnn", 7, 7)] * 3, modular_arithmetic("add", 7, 0.5),
+                   grad_transform=GrokFastMA(lamb=[1.0, 2.0])),
+     "but this filter serves a stack of 3 members"),
 ])
 def test_bad_ensembles_raise_clear_errors(build, message):
     with pytest.raises(ValueError, match=message):
@@ -279,3 +287,19 @@ def test_single_model_transforms_serve_a_stack_one_per_member(transform):
     with pytest.raises(ValueError, match="PerMember holds 3 transforms, but the stack has 2"):
         train([make_model("fnn", 17, 17, seed=s, **FNN) for s in range(2)], parts[0][0],
               grad_transform=PerMember([build(s)[1] for s in range(3)]), epochs=1)
+
+
+def test_a_frozen_parameter_stays_frozen_in_a_stack_as_alone():
+    """PyTorch's AdamW leaves a parameter without a gradient as it is; so does the stack's."""
+    data = modular_arithmetic("add", 17, 0.5, seed=0)
+
+    def build(s):
+        model = make_model("fnn", 17, 17, seed=s, **FNN)
+        model.embed.weight.requires_grad_(False)
+        return model
+
+    models = [build(0), build(1)]
+    stack = train(models, data, epochs=20, lr=1e-2, progress=False)
+    torch.testing.assert_close(models[1].embed.weight, build(1).embed.weight, rtol=0, atol=0)
+    alone = train(build(1), data, epochs=20, lr=1e-2, progress=False)
+    assert_same_run(alone, stack[1])

@@ -165,3 +165,19 @@ def test_the_engine_plans_even_stacks_and_measures_a_size_that_keeps_every_proce
     with pytest.raises(SystemExit):
         main(["sweep", "--stack", "none"])
     assert "--stack: must be 'auto' or a positive integer, got 'none'" in capsys.readouterr().err
+
+
+def test_a_stacked_sweep_resumes_with_only_the_missing_cells(tmp_path):
+    """The cells a killed stacked sweep left out are trained again, as stacks, and the rows it
+    kept stay as they were."""
+    out = tmp_path / "sweep.csv"
+    grid = grids.grid_of(TINY)
+    first = grids.sweep(grid, out, workers=0, progress=False, stack=4)
+    kept = first["table"][first["table"].lr == 0.01]
+    grids.write(kept.to_dict("records"), out, "test")
+    again = grids.sweep(grid, out, workers=0, progress=False, stack=4)
+    assert again["trained"] == 4 and again["failed_cells"] == 0
+    table = again["table"]
+    pd.testing.assert_frame_equal(table[table.lr == 0.01].reset_index(drop=True),
+                                  kept.reset_index(drop=True))
+    assert set(table[table.lr == 0.03]["stack"]) == {4}

@@ -73,6 +73,18 @@ def _amplify(grads: list[torch.Tensor], slow: list[torch.Tensor],
         torch._foreach_add_([g[k] for g in grads], [s[k] for s in slow], alpha=value)
 
 
+def _check_lambdas(lamb: float | list[float], model: nn.Module) -> None:
+    """Before training: one lambda per member is for a stack of exactly that many members."""
+    if not isinstance(lamb, list):
+        return
+    members = len(model) if hasattr(model, "members") else None  # an Ensemble
+    if members != len(lamb):
+        where = (f"a stack of {members} members" if members is not None
+                 else f"a single {type(model).__name__}")
+        raise ValueError(f"lamb holds {len(lamb)} values, one per member of a stack, but this "
+                         f"filter serves {where}: give one number, or one per member")
+
+
 def _check_model(shapes: dict[str, tuple], model: nn.Module) -> None:
     """Before training: a filter that already holds another model's gradients is refused."""
     params = {name: tuple(p.shape) for name, p in model.named_parameters()}
@@ -94,8 +106,10 @@ class GrokFastEMA:
         self.shapes: dict[str, tuple] = {}
 
     def check_model(self, model: nn.Module) -> None:
-        """Refuse ``model`` if this filter already holds another model's gradients."""
+        """Refuse ``model`` if this filter already holds another model's gradients, or if its
+        lambdas are one per member of a stack of another size."""
         _check_model(self.shapes, model)
+        _check_lambdas(self.lamb, model)
 
     def keep_members(self, index: torch.Tensor) -> None:
         """Keep the averages of the stack members at ``index`` (the others left the stack)."""
@@ -141,8 +155,10 @@ class GrokFastMA:
         self.shapes: dict[str, tuple] = {}
 
     def check_model(self, model: nn.Module) -> None:
-        """Refuse ``model`` if this filter already holds another model's gradients."""
+        """Refuse ``model`` if this filter already holds another model's gradients, or if its
+        lambdas are one per member of a stack of another size."""
         _check_model(self.shapes, model)
+        _check_lambdas(self.lamb, model)
 
     def keep_members(self, index: torch.Tensor) -> None:
         """Keep the window of the stack members at ``index`` (the others left the stack)."""

@@ -214,8 +214,8 @@ def in_processes(pool: ProcessPoolExecutor, work: Workload, stack: int) -> float
 def stack_paths(work: Workload, pool: ProcessPoolExecutor | None,
                 cores: int) -> dict[str, tuple[float, int]]:
     """(seconds, threads used) per path for one workload: one by one on 1 thread and on
-    ``cores``; one stack of all; stacks of 4 and 8; two one-thread processes, one by one and
-    with stacks of 4."""
+    ``cores``; one stack of all; stacks of 4 and 8; two one-thread processes, one by one, with
+    stacks of 4, and with the stacks the engine chooses (its measuring included)."""
     n = len(work.settings)
     everyone = list(range(n))
     train_members(work, everyone[:1], 1, 1)  # warm up kernels and allocators
@@ -233,8 +233,9 @@ def stack_paths(work: Workload, pool: ProcessPoolExecutor | None,
             if size == 1 or size < (n + 1) // 2:
                 label = "one by one" if size == 1 else f"stacks of {size}"
                 paths[f"2 processes x 1 thread, {label}"] = (in_processes(pool, work, size), 2)
-        # The engine's own choice, as `grokbook sweep` makes it: one-thread processes, stacks
-        # of the size it measures (the measuring is part of its time).
+        # The engine's own choice of stack size (`grokbook.engine.stack_size`, as `grokbook
+        # sweep` asks it), run like the paths above: two one-thread processes, half the
+        # members each; the measuring is part of its time.
         start = time.perf_counter()
         size = engine.stack_size(("bench", work.key), work.model, work.data(), n, processes=2)
         measuring = time.perf_counter() - start
@@ -277,6 +278,57 @@ def stack_benchmarks(quick: bool = False) -> tuple[list[dict[str, object]], dict
     return rows, peak
 
 
+def _compiled_epochs(work: Workload, compiled: bool, epochs: int
+                     ) -> tuple[float, float, list[float]]:
+    """One model of ``work`` trained ``epochs`` full-batch AdamW steps on one thread, eager or
+    through ``torch.compile``: (seconds per epoch after the first two, seconds of the first
+    two, which hold the compiling, the losses)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        data = work.data()
+        model = work.model(0)
+        forward = torch.compile(model) if compiled else model
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1.0,
+                                      betas=(0.9, 0.98))
+        losses, start, warm = [], time.perf_counter(), 0.0
+        for epoch in range(epochs):
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(forward(data.x_train), data.y_train)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            if epoch == 1:
+                warm = time.perf_counter()
+        return (time.perf_counter() - warm) / (epochs - 2), warm - start, losses
+    finally:
+        torch.set_num_threads(previous)
+
+
+def compile_benchmarks(epochs: int = 60) -> list[dict[str, object]]:
+    """``torch.compile`` (inductor, on the CPU) against eager for one model of workloads (a),
+    (b) and (c), on one thread: the speed-up per epoch, the seconds its first two epochs take
+    (compiling), whether a second compiled run repeats the first bit for bit and whether it
+    matches eager's losses bit for bit. Rows carry an ``error`` instead where compiling fails
+    (inductor needs a C++ compiler)."""
+    names = {"a": "(a) a weak FNN", "b": "(b) a target FNN", "c": "(c) a Transformer"}
+    rows = []
+    for work in workloads()[:3]:
+        label = names[work.key]
+        eager, _, eager_losses = _compiled_epochs(work, False, epochs)
+        try:
+            compiled, warm, losses = _compiled_epochs(work, True, epochs)
+            again = _compiled_epochs(work, True, epochs)[2]
+        except Exception as error:  # no compiler, or an unsupported platform: say so
+            rows.append({"workload": label, "error": f"{type(error).__name__}: {error}"})
+            continue
+        rows.append({"workload": label, "eager_ms": eager * 1e3,
+                     "compiled_ms": compiled * 1e3, "speedup": eager / compiled,
+                     "first_seconds": warm, "repeatable": losses == again,
+                     "same_as_eager": losses == eager_losses})
+    return rows
+
+
 def run(quick: bool = False) -> dict[str, float]:
     """Run every benchmark and print its figures; return them."""
     torch.manual_seed(0)
@@ -312,6 +364,21 @@ def run(quick: bool = False) -> dict[str, float]:
         best = max(mine, key=lambda row: row["speedup"])
         print(f"     best: {best['path']} ({best['speedup']:.2f}x)")
         results[f"stack_{best['key']}_speedup"] = best["speedup"]
+
+    if quick:
+        print("4. torch.compile: skipped with --quick (compiling takes seconds per model)")
+        return results
+    print("4. torch.compile against eager, one model, one thread (speed-up per epoch; the "
+          "first two epochs hold the compiling)")
+    for row in compile_benchmarks():
+        if "error" in row:
+            print(f"   {row['workload']}: not measured ({row['error'][:120]})")
+            continue
+        print(f"   {row['workload']}: eager {row['eager_ms']:.2f} ms, compiled "
+              f"{row['compiled_ms']:.2f} ms per epoch: {row['speedup']:.2f}x; first two "
+              f"epochs {row['first_seconds']:.1f} s; repeats itself: {row['repeatable']}; "
+              f"the same numbers as eager: {row['same_as_eager']}")
+        results[f"compile_{row['workload'][1]}_speedup"] = row["speedup"]
     return results
 
 

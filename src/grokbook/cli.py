@@ -303,8 +303,8 @@ def _sweep(args: argparse.Namespace) -> int:
     result = grids.sweep(grid, args.out, command=command, workers=args.workers,
                          scheduler=args.scheduler, progress=not args.quiet, stack=args.stack)
     total = len(grids.cells(grid))
-    kept = total - len(result["failed"]) - result["trained"]
-    print(f"{args.out}: {total - len(result['failed'])} of {total} cells done "
+    kept = total - result["failed_cells"] - result["trained"]
+    print(f"{args.out}: {total - result['failed_cells']} of {total} cells done "
           f"({result['trained']} trained now, {kept} already in the table)")
     for failure in result["failed"]:
         print(f"grokbook: failed: {failure}", file=sys.stderr)

@@ -10,9 +10,9 @@ therefore free to choose, and chooses by measuring:
 - **stack size**: :func:`stack_size` trains a few epochs of stacks of 1, 2, 4 and 8 members of
   the runs' architecture on one thread and keeps the smallest size within 10% of the lowest
   cost per member and epoch (small models gain from stacking, whose batched products keep a
-  core busy; large ones already do and gain nothing). The choice is remembered per
-  architecture and data size, and never leaves a process idle: at most
-  ``ceil(runs / processes)`` members per stack.
+  core busy; large ones already do and gain nothing). The choice is remembered, in this
+  process, per ``key`` (a sweep's key: every setting but those its stacks vary) and never
+  leaves a process idle: at most ``ceil(runs / processes)`` members per stack.
 
 ``grokbook sweep`` and ``grokbook bench`` use it (:func:`plan`).
 """
@@ -79,6 +79,8 @@ def stack_size(key: Hashable, build: Callable[[int], nn.Module], data, runs: int
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes must be a positive integer, got {processes!r}")
     largest = math.ceil(runs / processes)
+    if largest == 1:  # one run per process: nothing to stack, nothing to measure
+        return 1
     usable = tuple(k for k in sizes if k <= largest) or (min(sizes),)
     if (key, usable) not in _CHOSEN:  # sizes these runs cannot use are not worth measuring
         costs = {k: member_epoch_seconds(build, data, k) for k in usable}
@@ -91,6 +93,8 @@ def stack_size(key: Hashable, build: Callable[[int], nn.Module], data, runs: int
 def plan(runs: int, size: int) -> list[list[int]]:
     """``range(runs)`` in stacks of at most ``size``, as even as possible (5 runs in stacks of
     at most 4: 3 and 2, so that no stack waits on a long one)."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
     if runs < 1:
         return []
     count = math.ceil(runs / size)

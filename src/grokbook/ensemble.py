@@ -131,11 +131,15 @@ class PerMember:
     def __call__(self, ensemble: Ensemble) -> None:
         for k, transform in enumerate(self.transforms):
             model = ensemble.member_model(k)
+            views = {}
             for name, parameter in model.named_parameters():
                 stacked = ensemble.params[name]
-                parameter.grad = stacked.grad[k] if stacked.grad is not None else None
+                views[name] = stacked.grad[k] if stacked.grad is not None else None
+                parameter.grad = views[name]
             transform(model)
-            for parameter in model.parameters():
+            for name, parameter in model.named_parameters():
+                if parameter.grad is not views[name] and views[name] is not None:
+                    views[name].copy_(parameter.grad)  # a transform that set a new gradient
                 parameter.grad = None  # the stack's gradients stay the only copy
 
 
@@ -172,6 +176,8 @@ class StackedAdamW:
         decay = 1 - lr * self.weight_decay  # where it is 1, the product leaves p as it is
         step_size = -(lr / correction1)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            if p.grad is None:  # a frozen parameter: PyTorch's AdamW leaves it as it is
+                continue
             p.mul_(self._per_member(decay, p))
             m.lerp_(p.grad, 1 - beta1)
             v.mul_(beta2).addcmul_(p.grad, p.grad, value=1 - beta2)

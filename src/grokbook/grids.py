@@ -255,9 +255,11 @@ def sweep(grid: Mapping[str, list], path: str | Path, *, command: str = "grokboo
     """Run every cell of ``grid`` that the table at ``path`` does not hold yet, saving the
     table as each cell (or stack) finishes. Returns ``{"table", "trained", "failed"}``: the
     final table, how many cells were trained now and the failures
-    (:class:`grokbook.sweep.CellError`). ``stack``: see :func:`batches`; ``"auto"`` stacks on
-    Dask workers only (``workers=0`` trains in this process, one cell at a time), and a custom
-    ``run`` trains one cell at a time."""
+    (:class:`grokbook.sweep.CellError`, one per failed cell or stack; ``"failed_cells"``
+    counts the cells). ``stack``: see :func:`batches`; ``"auto"`` stacks on this machine's
+    Dask workers only (``workers=0`` trains in this process and a ``scheduler``'s cluster
+    has workers the engine cannot measure: one cell at a time there, unless ``stack`` is a
+    number), and a custom ``run`` trains one cell at a time."""
     from functools import partial
 
     from grokbook.sweep import CellError, check_options, default_workers, map_cells
@@ -279,13 +281,14 @@ def sweep(grid: Mapping[str, list], path: str | Path, *, command: str = "grokboo
         rows.extend(result)
         write(rows, path, command)
 
-    if run is not run_cell or (workers == 0 and scheduler is None and stack == "auto"):
+    if run is not run_cell or stack == "auto" and (workers == 0 or scheduler is not None):
         stack = 1
-    processes = workers or (default_workers() if scheduler is None else 1)
+    processes = workers or default_workers()
     units = batches(todo, stack, processes)
     map_cells(partial(_run_batch, run), units, workers=workers, scheduler=scheduler,
               progress=progress, desc="sweep stacks", on_result=save)
     if not Path(path).exists():
         write(rows, path, command)
     lost = sum(len(f.cell) for f in failed)
-    return {"table": read(path), "trained": len(todo) - lost, "failed": failed}
+    return {"table": read(path), "trained": len(todo) - lost, "failed": failed,
+            "failed_cells": lost}

@@ -51,7 +51,8 @@ GROWTH_LIMIT = 1000.0  # weights this many times their starting norm: the run ha
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: ``history`` holds what the run measured until then."""
+    """Ctrl-C during training: ``history`` holds what the run measured until then (for a
+    stack, a list: one History per member)."""
 
     def __init__(self, history: History):
         super().__init__("training interrupted")
@@ -467,7 +468,7 @@ class _OneModelLearner:
         """The model was trained in place."""
 
 
-class _StackLearner(_OneModelLearner):
+class _StackLearner:
     """K models as one :class:`~grokbook.ensemble.Ensemble` with a per-member AdamW: the same
     methods as a single run's, one value per member still training."""
 
@@ -560,6 +561,9 @@ def _stack_learner(models: Sequence[nn.Module], data, *, lr, weight_decay, betas
                          "model's gradients and cannot serve a stack; give one per member in "
                          "grokbook.ensemble.PerMember([...]), or one that acts on each member "
                          "alone (stackable = True: GrokFastEMA, GrokFastMA)")
+    if not models:
+        raise ValueError("model must be a model or a non-empty list of models, got an empty "
+                         "list")
     ensemble = Ensemble(models)
     k = len(ensemble)
     for i, one in enumerate(data if isinstance(data, (list, tuple)) else [data] * k):
@@ -572,6 +576,8 @@ def _stack_learner(models: Sequence[nn.Module], data, *, lr, weight_decay, betas
     lrs = per_member(lr, k, "lr", torch.float64)  # double, as PyTorch's AdamW forms its factors
     wds = per_member(weight_decay, k, "weight_decay", torch.float64)
     ensemble = ensemble.to(device)
+    for one in models:  # measures and PerMember's transforms see member models on the device
+        one.to(device)
     if hasattr(grad_transform, "check_model"):
         grad_transform.check_model(ensemble)
     return _StackLearner(ensemble, tuple(t.to(device) for t in stack_data(data, k)),
@@ -589,7 +595,7 @@ class _Loop:
     stop (target held, diverged, or its callback), and the members that stopped leave the stack.
     """
 
-    def __init__(self, learner: _OneModelLearner, histories: list[History], *,
+    def __init__(self, learner: _OneModelLearner | _StackLearner, histories: list[History], *,
                  measures: dict[str, Callable[[nn.Module], float]],
                  callback: Callable[[History], bool | None] | None, stop_acc: float | None,
                  stop_patience: int):
