@@ -282,7 +282,9 @@ def _compiled_epochs(work: Workload, compiled: bool, epochs: int
                      ) -> tuple[float, float, list[float]]:
     """One model of ``work`` trained ``epochs`` full-batch AdamW steps on one thread, eager or
     through ``torch.compile``: (seconds per epoch after the first two, seconds of the first
-    two, which hold the compiling, the losses)."""
+    two, which hold the compiling, the losses). A bare loop, like :func:`plain_loop`: ``train``
+    also runs the model on one example (its memory check) and evaluates without gradients,
+    each of which would make a compiled model compile again inside the timing."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

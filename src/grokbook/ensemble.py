@@ -15,7 +15,6 @@ import copy
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
@@ -221,26 +220,3 @@ def stack_data(data, k: int) -> tuple[torch.Tensor, ...]:
                      for name in ("x_train", "y_train", "x_test", "y_test"))
     return tuple(getattr(data, name).expand(k, *getattr(data, name).shape)
                  for name in ("x_train", "y_train", "x_test", "y_test"))
-
-
-def member_losses(output: torch.Tensor, targets: torch.Tensor,
-                  loss: str = "cross_entropy") -> torch.Tensor:
-    """Each member's mean loss, shape ``(K,)``; their sum has each member's own gradient in
-    that member's parameters. ``loss`` as in ``grokbook.train.LOSSES``: cross-entropy over
-    class logits ``(K, n, classes)``, or the logistic loss of one real output per example
-    against labels +-1 ``(K, n)``. Each member's loss is the very reduction a run alone makes
-    (one call per member, not one mean over a reshaped stack, which sums in another order), so
-    that a member's recorded losses are its run alone's to the bit."""
-    if loss == "logistic":
-        return torch.stack([F.softplus(-y * out.reshape(y.shape)).mean()
-                            for out, y in zip(output, targets)])
-    return torch.stack([F.cross_entropy(out, y) for out, y in zip(output, targets)])
-
-
-def member_accuracies(output: torch.Tensor, targets: torch.Tensor,
-                      loss: str = "cross_entropy") -> torch.Tensor:
-    """Each member's accuracy, shape ``(K,)``: the arg-max class, or the output's sign for the
-    logistic loss (0 counts as wrong)."""
-    if loss == "logistic":
-        return (torch.sign(output.reshape(targets.shape)) == targets).float().mean(1)
-    return (output.argmax(-1) == targets).float().mean(1)

@@ -22,6 +22,7 @@ import time
 import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +36,6 @@ from grokbook.config import validate
 from grokbook.ensemble import (
     Ensemble,
     StackedAdamW,
-    member_accuracies,
-    member_losses,
     per_member,
     stack_data,
 )
@@ -344,19 +343,22 @@ def train(
     if checkpoint is not None:
         checkpoint_file(checkpoint)
     device = resolve_device(device)
-    settings = {"epochs": epochs, "loss": loss, "betas": list(betas), "batch_size": batch_size,
-                "warmup_steps": warmup_steps}
+    def config(one: nn.Module, lr: float, weight_decay: float, seed: int) -> dict[str, Any]:
+        """What a History records of its run's settings."""
+        return {"epochs": epochs, "loss": loss, "lr": lr, "weight_decay": weight_decay,
+                "betas": list(betas), "batch_size": batch_size, "warmup_steps": warmup_steps,
+                "seed": seed, "model": type(one).__name__, "n_train": learner.n_train,
+                "n_test": learner.n_test}
+
     if stacked:
         learner = _stack_learner(model, data, lr=lr, weight_decay=weight_decay, betas=betas,
                                  batch_size=batch_size, loss=loss, warmup_steps=warmup_steps,
                                  seed=seed, device=device, optimizer=optimizer,
                                  grad_transform=grad_transform, checkpoint=checkpoint)
         histories = [History(extras={name: [] for name in (measures or {})},
-                             config={**settings, "lr": learner.optimizer.lr[i].item(),
-                                     "weight_decay": learner.optimizer.weight_decay[i].item(),
-                                     "seed": learner.seeds[i],
-                                     "model": type(model[i]).__name__,
-                                     "n_train": learner.n_train, "n_test": learner.n_test,
+                             config={**config(model[i], learner.optimizer.lr[i].item(),
+                                              learner.optimizer.weight_decay[i].item(),
+                                              learner.seeds[i]),
                                      "member": i, "ensemble_size": learner.size})
                      for i in range(learner.size)]
         loop = _Loop(learner, histories, measures=measures or {}, callback=callback,
@@ -375,13 +377,8 @@ def train(
     learner = _OneModelLearner(model, data, optimizer, loss=loss, batch_size=batch_size,
                                warmup_steps=warmup_steps, seed=seed, device=device,
                                grad_transform=grad_transform)
-    history = History(
-        extras={name: [] for name in (measures or {})},
-        config={"epochs": epochs, "loss": loss, "lr": lr, "weight_decay": weight_decay,
-                "betas": list(betas), "batch_size": batch_size, "warmup_steps": warmup_steps,
-                "seed": seed, "model": type(model).__name__, "n_train": learner.n_train,
-                "n_test": learner.n_test},
-    )
+    history = History(extras={name: [] for name in (measures or {})},
+                      config=config(model, lr, weight_decay, seed))
     loop = _Loop(learner, [history], measures=measures or {}, callback=callback,
                  stop_acc=stop_acc, stop_patience=stop_patience)
     stateful = {"grad_transform": grad_transform, **(measures or {})}
@@ -478,7 +475,8 @@ class _StackLearner:
                  optimizer: StackedAdamW, *, loss: str, batch_size: int | None,
                  warmup_steps: int, seeds: list[int], device: torch.device,
                  grad_transform: Callable[[nn.Module], None] | None):
-        self.ensemble, self.optimizer, self.loss = ensemble, optimizer, loss
+        self.ensemble, self.optimizer = ensemble, optimizer
+        self.loss_fn, self.accuracy_fn = LOSSES[loss]
         self.x_train, self.y_train, self.x_test, self.y_test = datas
         self.n_train, self.n_test = self.y_train.shape[1], self.y_test.shape[1]
         self.batch_size, self.warmup_steps = batch_size, warmup_steps
@@ -495,13 +493,16 @@ class _StackLearner:
         return self.ensemble(x)
 
     def losses(self, output: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return member_losses(output, y, self.loss)
+        """Each member's loss, shape ``(K,)``: the very reduction its run alone makes (one call
+        per member; a mean over the reshaped stack would sum in another order). Their sum has
+        each member's gradient in that member's parameters."""
+        return torch.stack([self.loss_fn(out, target) for out, target in zip(output, y)])
 
     def values(self, losses: torch.Tensor) -> list[float]:
         return losses.tolist()
 
     def accuracies(self, output: torch.Tensor, y: torch.Tensor) -> list[float]:
-        return member_accuracies(output, y, self.loss).tolist()
+        return [self.accuracy_fn(out, target).item() for out, target in zip(output, y)]
 
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[list[float], list[float]]:
         with torch.no_grad():
