@@ -168,6 +168,33 @@ def test_a_small_map_end_to_end():
     assert regime.log2_ratio(s).shape == (1, 1)
 
 
+def test_a_map_reuses_the_tuning_runs_an_earlier_map_holds_and_trains_the_rest(monkeypatch,
+                                                                             tmp_path):
+    P = _tiny(profiles.load("transfer", "ci"))
+    first = regime.regime_table(P, workers=0, progress=False)
+    path = regime.write(first, tmp_path / "map.csv", "grokbook regime --profile ci")
+    earlier = regime.check_reusable(path, "ci")  # through the CSV, as the command reads it
+    dropped = first[first.role == "tuning"].index[0]
+    trained = []
+    real = regime._run_cell
+    monkeypatch.setattr(regime, "_run_cell", lambda cell: trained.append(cell) or real(cell))
+    again = regime.regime_table(P, workers=0, progress=False, reuse=earlier.drop(dropped))
+    reported = first[first.role == "reported"]
+    assert sorted((c[0], c[4], c[8]) for c in trained) == sorted(
+        [("tuning", first.loc[dropped, "method"], int(first.loc[dropped, "seed"]))]
+        + [("reported", m, int(s_)) for m, s_ in zip(reported.method, reported.seed)])
+    timing = ["seconds", "seconds_budget"]
+    pd.testing.assert_frame_equal(again.drop(columns=timing), first.drop(columns=timing),
+                                  rtol=1e-5)
+    trained.clear()
+    regime.regime_table(P, workers=0, progress=False,  # another budget: another profile's
+                        reuse=earlier.assign(epochs_budget=earlier.epochs_budget + 1))
+    assert len(trained) == len(first)
+    regime.write(first, path, "grokbook regime --profile book")
+    with pytest.raises(ValueError, match="reuse must be a map made with --profile ci"):
+        regime.check_reusable(path, "ci")
+
+
 def test_the_map_figures_frame_only_sure_differences():
     from grokbook import plots
 
@@ -194,8 +221,9 @@ def test_the_regime_command_writes_the_table_with_the_command_on_top(tmp_path, m
                                                                      capsys):
     seen = {}
 
-    def fake(P, *, workers, scheduler, progress):
-        seen.update(profile=P.name, seeds=P.seeds, workers=workers, scheduler=scheduler)
+    def fake(P, *, workers, scheduler, progress, reuse):
+        seen.update(profile=P.name, seeds=P.seeds, workers=workers, scheduler=scheduler,
+                    reused=None if reuse is None else len(reuse))
         return regime._typed(_runs("scratch", [10]) + _runs("GrokTransfer", [5]))
 
     real = regime.regime_table
@@ -204,9 +232,14 @@ def test_the_regime_command_writes_the_table_with_the_command_on_top(tmp_path, m
     assert cli.main(["regime", "--profile", "ci", "--seed-offset", "3", "--workers", "0",
                      "--quiet", "--out", str(out)]) == 0
     assert seen == {"profile": "ci", "seeds": tuple(range(3, 8)), "workers": 0,
-                    "scheduler": None}
-    assert "# made by: grokbook regime --profile ci --seed-offset 3" in out.read_text()
+                    "scheduler": None, "reused": None}
+    assert "# made by: grokbook regime --profile ci --seed-offset 3\n" in out.read_text()
     assert "2 runs" in capsys.readouterr().out
+    again = tmp_path / "again.csv"
+    assert cli.main(["regime", "--profile", "ci", "--workers", "0", "--quiet", "--out",
+                     str(again), "--reuse", str(out)]) == 0
+    assert seen["reused"] == 2
+    assert f"# made by: grokbook regime --profile ci --reuse {out}" in again.read_text()
     # The real map: a bad scheduler is refused before any run trains.
     monkeypatch.setattr(regime, "regime_table", real)
     assert cli.main(["regime", "--profile", "ci", "--scheduler", "localhost:8786", "--quiet",

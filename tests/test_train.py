@@ -1,3 +1,7 @@
+import contextlib
+import importlib
+import types
+
 import pytest
 import torch
 
@@ -260,3 +264,61 @@ def test_ctrl_c_keeps_what_the_run_measured():
               callback=interrupt)
     assert caught.value.history.stopped == "interrupted"
     assert caught.value.history.epoch == [0, 10, 20]
+
+
+def _denormals(model) -> int:
+    tiny = torch.finfo(torch.float32).tiny  # float32's smallest normal number
+    return sum(int(((p != 0) & (p.abs() < tiny)).sum()) for p in model.parameters())
+
+
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU cannot flush")
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_on_one_thread_flushes_denormals_and_restores_the_setting(flush, monkeypatch):
+    """An input coordinate that is always 0 gives its weights no gradient, and weight decay 5
+    at lr 0.1 halves them each step, into denormals, which x86 CPUs compute with many times
+    slower. Training on one thread flushes them to zero (checked: without the flush they do
+    appear) and restores the caller's setting after; on two threads it leaves it alone."""
+    train_module = importlib.import_module("grokbook.train")  # grokbook.train: also a function
+    if not flush:
+        monkeypatch.setattr(train_module, "flushing_denormals", contextlib.nullcontext)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _train_into_denormals(train_module, flush)
+    finally:
+        torch.set_num_threads(threads)
+    if flush:
+        torch.set_num_threads(2)
+        try:
+            seen = []
+            run(epochs=10, eval_every=5,
+                callback=lambda h: seen.append(train_module.denormals_flushed()))
+            assert seen == [False] * 3
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _train_into_denormals(train_module, flush):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 6, generator=g)
+    x[:, 0] = 0.0
+    y = (x[:, 1] > 0).long()
+    data = types.SimpleNamespace(x_train=x[:48], y_train=y[:48], x_test=x[48:], y_test=y[48:])
+    model = VectorFNN(6, 2, d_embed=4, width=8, depth=2)
+    seen, counts = [], []
+
+    def look(history):
+        seen.append(train_module.denormals_flushed())
+        counts.append(_denormals(model))
+
+    assert not train_module.denormals_flushed()
+    train(model, data, epochs=200, lr=0.1, weight_decay=5.0, eval_every=5, callback=look)
+    assert not train_module.denormals_flushed()
+    assert seen == [flush] * 41
+    assert (max(counts) == 0) == flush
+    torch.set_flush_denormal(True)
+    try:
+        run(epochs=5)
+        assert train_module.denormals_flushed()
+    finally:
+        torch.set_flush_denormal(False)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -264,9 +265,12 @@ def _regime(args: argparse.Namespace) -> int:
     from grokbook import regime
 
     P = profiles.load("transfer", args.profile, args.seed_offset)
+    reuse = regime.check_reusable(args.reuse, P.name) if args.reuse else None
     table = regime.regime_table(P, workers=args.workers, scheduler=args.scheduler,
-                                progress=not args.quiet)
-    out = regime.write(table, args.out, _made_by("regime", P.name, args.seed_offset))
+                                progress=not args.quiet, reuse=reuse)
+    command = _made_by("regime", P.name, args.seed_offset) + (
+        f" --reuse {shlex.quote(args.reuse)}" if args.reuse else "")
+    out = regime.write(table, args.out, command)
     cells = len(P.regime["ps"]) * len(P.regime["fracs"])
     print(f"{out}: {len(table)} runs ({cells} cells of p x train fraction, "
           f"{(table.role == 'reported').sum()} reported)")
@@ -468,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "from the reported seeds, through the run cache, on Dask, and write one "
                     "row per run to --out (see grokbook.regime).")
     _add_table_options(r, "regime.csv")
+    r.add_argument("--reuse", default=None,
+                   help="an earlier map of the same profile: the tuning runs it holds are "
+                        "taken from it, not trained again (e.g. after the tuning table "
+                        "changed); the reported runs train again")
     r.set_defaults(handler=_regime)
 
     from grokbook.grids import AXES

@@ -88,24 +88,58 @@ def _run_cell(cell: tuple) -> dict:
             **run_row(run, flops, task, name), "weak_test_acc": weak}
 
 
-def _map(fn_cells: list[tuple], workers, scheduler, progress, desc: str) -> list[dict]:
+_RUN_KEY = ("role", "p", "frac", "method", "lr", "weight_decay", "seed")
+"""What names one run of the map (its row in :func:`read`'s table)."""
+_REUSE_KEY = (*_RUN_KEY, "task", "epochs_budget")
+"""What a tuning run of an earlier map must share with a run to stand for it
+(:func:`regime_table`'s ``reuse``): the run, its task and its budget. The model's sizes are not
+in a row: :func:`check_reusable` checks that the earlier map is of the same profile."""
+
+
+def _map(fn_cells: list[tuple], workers, scheduler, progress, desc: str,
+         reuse: pd.DataFrame | None = None) -> list[dict]:
+    """Each cell's row: from ``reuse`` where it holds the run, else trained (on Dask)."""
     from grokbook.sweep import CellError, map_cells
 
-    rows = map_cells(_run_cell, fn_cells, workers=workers, scheduler=scheduler,
-                     progress=progress, desc=desc)
-    failed = [r for r in rows if isinstance(r, CellError)]
+    held = {_reuse_key(*(row[k] for k in _REUSE_KEY)): row
+            for row in ([] if reuse is None else reuse.to_dict("records"))}
+
+    def key(cell: tuple) -> tuple:
+        role, task, p, frac, name, method, lr, wd, seed, _flops = cell
+        target = method.target if isinstance(method, GrokTransfer) else method
+        return _reuse_key(role, p, frac, name, lr, wd, seed, task, target.budget.epochs)
+
+    todo = [cell for cell in fn_cells if key(cell) not in held]
+    trained = map_cells(_run_cell, todo, workers=workers, scheduler=scheduler,
+                        progress=progress, desc=desc) if todo else []
+    failed = [r for r in trained if isinstance(r, CellError)]
     if failed:
         raise ValueError(f"{len(failed)} runs of the regime map failed; the first: {failed[0]}")
-    return rows
+    new = iter(trained)
+    return [dict(held[key(cell)]) if key(cell) in held else next(new) for cell in fn_cells]
+
+
+def _reuse_key(role, p, frac, method, lr, weight_decay, seed, task, budget) -> tuple:
+    """A run's :data:`_REUSE_KEY`, typed alike whether it comes from a cell or a table row."""
+    return (str(role), int(p), float(frac), str(method), float(lr), float(weight_decay),
+            int(seed), str(task), int(budget))
 
 
 def regime_table(P, *, workers: int | None = 0, scheduler: str | None = None,
-                 progress: bool | None = None) -> pd.DataFrame:
+                 progress: bool | None = None, reuse: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
     """The regime map of transfer profile ``P`` as one row per run (see the module docstring):
     first every candidate setting of both sides in every cell from the tuning seeds, then each
     side's best setting per cell from ``P.seeds``. Runs go through the run cache, on Dask
     (``grokbook.sweep``: ``workers=0`` here, ``workers=N`` local processes, ``scheduler`` a
-    cluster)."""
+    cluster).
+
+    ``reuse``: an earlier map of the same profile (:func:`read`); a tuning run it holds (same
+    p, fraction, method, lr, weight decay, seed, task and budget) is taken from it instead of
+    trained again, so that after the tuning table changes only the new candidates train.
+    Tuning runs are scored by their epochs alone; the reported runs, whose wall seconds the
+    map compares side by side, always train again, so that both sides of a cell are timed by
+    the same code on the same machine."""
     from grokbook import tuning
     from grokbook.leaderboard import epoch_flops
     from grokbook.sweep import check_options
@@ -123,7 +157,9 @@ def regime_table(P, *, workers: int | None = 0, scheduler: str | None = None,
          lr, wd, seed, flops[(cell, name)])
         for cell in grid for name, method in methods[cell].items()
         for lr, wd in candidates(P, name) for seed in tuning.TUNING_SEEDS]
-    tuned = pd.DataFrame(_map(tuning_runs, workers, scheduler, progress, "regime tuning runs"))
+    held = None if reuse is None else reuse[reuse.role == "tuning"]
+    tuned = pd.DataFrame(_map(tuning_runs, workers, scheduler, progress, "regime tuning runs",
+                              held))
     chosen = best_settings(tuned)
     reported = [("reported", task, *cell, name, tuning.at(method, *chosen[(*cell, name)]),
                  *chosen[(*cell, name)], seed, flops[(cell, name)])
@@ -186,7 +222,7 @@ def read(path) -> pd.DataFrame:
         if bad.any():
             raise ValueError(f"{path}: {column} {table[column][bad].iloc[0]!r} is not one of "
                              f"{', '.join(allowed)}")
-    key = ["role", "p", "frac", "method", "lr", "weight_decay", "seed"]
+    key = list(_RUN_KEY)
     if table.duplicated(key).any():
         raise ValueError(f"{path}: a run appears twice: "
                          f"{table[table.duplicated(key)][key].iloc[0].to_dict()}")
@@ -281,6 +317,18 @@ def shown(summary_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     index = pd.MultiIndex.from_arrays([summary_["p"], summary_["frac"]],
                                       names=["p", "train fraction"])
     return pd.DataFrame(out, index=index)
+
+
+def check_reusable(path, profile: str) -> pd.DataFrame:
+    """The map at ``path`` (:func:`read`), refused unless a ``# made by:`` line says it was made
+    for ``profile``: a map of another profile has other models at the same (p, fraction)."""
+    table = read(path)
+    profiles = {line.split("--profile ", 1)[1].split()[0] for line in made_by(path)
+                if "--profile " in line}
+    if profiles != {profile}:
+        raise ValueError(f"reuse must be a map made with --profile {profile}; {path} was made "
+                         f"with {', '.join(sorted(profiles)) or 'no recorded profile'}")
+    return table
 
 
 def made_by(path) -> list[str]:

@@ -326,13 +326,34 @@ def grid_edge(lr: float, grid: tuple[float, ...]) -> str:
     return "largest" if lr == max(grid) else "smallest" if lr == min(grid) else ""
 
 
-def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str) -> str:
-    """Chapters 4 and 5's paragraph on their grid's edge: how many of their tuned cells sit on
-    an edge of :data:`LRS`, what extending chapter 6's grid beyond it changed, and ``why``
-    this chapter's grid is not extended."""
+def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str = "") -> str:
+    """Chapters 4 and 5's paragraph on their grid's edge, then ``why``. A chapter whose grid
+    goes beyond :data:`LRS` (:data:`EXTRA_LRS`): how many of its tuned cells sat on an edge
+    of :data:`LRS`, how many sit on an edge of its grid now, and which best cells the
+    extension moved. A chapter that keeps :data:`LRS`: how many sit on its edge and what
+    extending chapter 6's grid changed there."""
     if profile not in PROFILES:
         return "(The `paper` profile keeps the paper's settings: nothing is tuned.)"
     on_edge, tuned = edge_counts(chapter, profile, tasks)
+    tail = f" {why}" if why else ""
+    if chapter in EXTRA_LRS:
+        before, _ = edge_counts(chapter, profile, tasks, LRS)
+        moved = []
+        for task, method in methods(chapter, profile):
+            old, new = (best_cell(chapter, profile, task, method, lrs=lrs)
+                        for lrs in (LRS, None))
+            if task in tasks and (old.lr, old.weight_decay) != (new.lr, new.weight_decay):
+                moved.append(f"{method} on {task} from ({old.lr:g}, {old.weight_decay:g}) to "
+                             f"({new.lr:g}, {new.weight_decay:g}), median epochs "
+                             f"{_median_text(old)} to {_median_text(new)}")
+        return (f"On the learning rates {', '.join(map(str, LRS))} alone, {before} of the "
+                f"{tuned} tuned cells above sat on the smallest or the largest, and a best cell "
+                "on an edge says only that the optimum lies there *or beyond it*. So this "
+                f"chapter's grid goes on to {max(grid_lrs(chapter))}: now "
+                f"{on_edge} of the {tuned} sit on an edge of it (the table's last column). "
+                + (f"The extension moved {len(moved)} of the {tuned} best cells: "
+                   + "; ".join(moved) + "." if moved else "The extension moved no best cell.")
+                + tail)
     sat, cases = edge_counts("neuralgrok", "book", ("add", "sub", "mul"), LRS)
     wide = grid_lrs("neuralgrok")
     narrow, extended = (best_cell("neuralgrok", "book", "add", "plain", lrs=lrs)["median"]
@@ -342,8 +363,13 @@ def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str) -> s
             "A best cell on an edge says only that the optimum lies there *or beyond it*. "
             f"Chapter 6's tuned cells sat on an edge of this grid in {sat} of {cases} cases; "
             f"its grid goes on to {max(wide)}, and there tuned plain training on a+b needs "
-            f"{extended / narrow:.0%} of the median epochs of its best cell on this grid. "
-            + why)
+            f"{extended / narrow:.0%} of the median epochs of its best cell on this grid."
+            + tail)
+
+
+def _median_text(cell: pd.Series) -> str:
+    """A tuned cell's median epochs, ">N" where the median seed never got there."""
+    return f"{'>' if cell.censored else ''}{cell['median']:.0f}"
 
 
 def parity_note() -> str:
