@@ -339,10 +339,10 @@ def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str = "")
     if chapter in EXTRA_LRS:
         before, _ = edge_counts(chapter, profile, tasks, LRS)
         moved = []
-        for task, method in methods(chapter, profile):
+        for task, method in (key for key in methods(chapter, profile) if key[0] in tasks):
             old, new = (best_cell(chapter, profile, task, method, lrs=lrs)
                         for lrs in (LRS, None))
-            if task in tasks and (old.lr, old.weight_decay) != (new.lr, new.weight_decay):
+            if (old.lr, old.weight_decay) != (new.lr, new.weight_decay):
                 moved.append(f"{method} on {task} from ({old.lr:g}, {old.weight_decay:g}) to "
                              f"({new.lr:g}, {new.weight_decay:g}), median epochs "
                              f"{_median_text(old)} to {_median_text(new)}")
