@@ -39,18 +39,21 @@ def test_tuned_cells_lists_each_methods_best_cell():
     assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("cross")) == "largest"
     assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("neuralgrok")) == ""
     assert tuning.grid_edge(1e-3, tuning.grid_lrs("cross")) == "smallest"
-    note = tuning.edge_note("transfer", "ci", ("add", "mul"), "Why.")
+    note = tuning.edge_note("cross", "book", ("add",), "Why.")
     assert note.endswith("Why.") and "of the 4 tuned cells" in note and "Chapter 6" in note
     # A grid extended beyond LRS: what the extension changed, counted from the table.
-    tasks = ("add", "sub", "mul")
-    note = tuning.edge_note("neuralgrok", "book", tasks)
-    before, tuned = tuning.edge_counts("neuralgrok", "book", tasks, tuning.LRS)
-    assert f"{before} of the {tuned} tuned cells above sat on the smallest or the largest" \
-        in note and f"goes on to {max(tuning.grid_lrs('neuralgrok'))}" in note
-    moved = sum(tuning.best("neuralgrok", "book", t, m)
-                != tuning.best("neuralgrok", "book", t, m, lrs=tuning.LRS)
-                for t, m in tuning.methods("neuralgrok", "book") if t in tasks)
-    assert moved > 0 and f"The extension moved {moved} of the {tuned} best cells" in note
+    for chapter, tasks in (("neuralgrok", ("add", "sub", "mul")),
+                           ("transfer", ("add", "mul", "digits"))):
+        note = tuning.edge_note(chapter, "book", tasks)
+        before, tuned = tuning.edge_counts(chapter, "book", tasks, tuning.LRS)
+        assert f"{before} of the {tuned} tuned cells above sat on the smallest or the " \
+            f"largest" in note and f"goes on to {max(tuning.grid_lrs(chapter))}" in note
+        moved = sum(tuning.best(chapter, "book", t, m)
+                    != tuning.best(chapter, "book", t, m, lrs=tuning.LRS)
+                    for t, m in tuning.methods(chapter, "book") if t in tasks)
+        assert (f"The extension moved {moved} of the {tuned} best cells" in note if moved
+                else "The extension moved no best cell." in note)
+    assert moved == 0  # chapter 4: its runners-up moved, never its best cell
     assert "nothing is tuned" in tuning.edge_note("transfer", "paper", ("add",), "Why.")
 
 

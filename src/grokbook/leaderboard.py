@@ -11,7 +11,8 @@ column.
 :func:`board` ranks the methods by the median of one unit, with a bootstrap confidence interval
 of that median (:func:`median_interval`). Ranks are honest about the seeds: a
 method's rank is one plus the number of methods whose whole interval lies below its own, so
-methods whose intervals overlap share a rank.
+the methods that no interval separates from the best share rank 1 (ranks need not be
+consecutive: they count only the intervals wholly below).
 """
 
 from __future__ import annotations
