@@ -53,7 +53,8 @@ def test_tuned_cells_lists_each_methods_best_cell():
                     for t, m in tuning.methods(chapter, "book") if t in tasks)
         assert (f"The extension moved {moved} of the {tuned} best cells" in note if moved
                 else "The extension moved no best cell." in note)
-    assert moved == 0  # chapter 4: its runners-up moved, never its best cell
+        # chapter 6's extension moved best cells; chapter 4's moved only runners-up
+        assert moved > 0 if chapter == "neuralgrok" else moved == 0
     assert "nothing is tuned" in tuning.edge_note("transfer", "paper", ("add",), "Why.")
 
 
