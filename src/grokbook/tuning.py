@@ -339,15 +339,18 @@ def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str = "")
     on_edge, tuned = edge_counts(chapter, profile, tasks)
     tail = f" {why}" if why else ""
     if chapter in EXTRA_LRS:
+        from grokbook.stats import Estimate
+
         before, _ = edge_counts(chapter, profile, tasks, LRS)
         moved = []
         for task, method in (key for key in methods(chapter, profile) if key[0] in tasks):
             old, new = (best_cell(chapter, profile, task, method, lrs=lrs)
                         for lrs in (LRS, None))
             if (old.lr, old.weight_decay) != (new.lr, new.weight_decay):
+                medians = [Estimate(c["median"], bool(c.censored)) for c in (old, new)]
                 moved.append(f"{method} on {task} from ({old.lr:g}, {old.weight_decay:g}) to "
                              f"({new.lr:g}, {new.weight_decay:g}), median epochs "
-                             f"{_median_text(old)} to {_median_text(new)}")
+                             f"{medians[0]} to {medians[1]}")
         return (f"On the learning rates {', '.join(map(str, LRS))} alone, {before} of the "
                 f"{tuned} tuned cells above sat on the smallest or the largest, and a best cell "
                 "on an edge says only that the optimum lies there *or beyond it*. So this "
@@ -368,10 +371,6 @@ def edge_note(chapter: str, profile: str, tasks: tuple[str, ...], why: str = "")
             f"{extended / narrow:.0%} of the median epochs of its best cell on this grid."
             + tail)
 
-
-def _median_text(cell: pd.Series) -> str:
-    """A tuned cell's median epochs, ">N" where the median seed never got there."""
-    return f"{'>' if cell.censored else ''}{cell['median']:.0f}"
 
 
 def parity_note() -> str:
