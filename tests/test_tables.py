@@ -36,24 +36,27 @@ def test_tuned_cells_lists_each_methods_best_cell():
     assert row.budget == tuning.BUDGETS[("transfer", "ci")]
     assert row["tuning seeds reached"].endswith(f"/{len(tuning.TUNING_SEEDS)}")
     assert set(table["lr at the grid's edge"]) <= {"", "largest", "smallest"}
-    assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("cross")) == "largest"
     assert tuning.grid_edge(max(tuning.LRS), tuning.grid_lrs("neuralgrok")) == ""
-    assert tuning.grid_edge(1e-3, tuning.grid_lrs("cross")) == "smallest"
+    assert tuning.grid_edge(1.0, tuning.grid_lrs("neuralgrok")) == "largest"
+    assert tuning.grid_edge(1e-3, tuning.grid_lrs("neuralgrok")) == "smallest"
+    assert tuning.grid_edge(1e-3, tuning.grid_lrs("cross")) == ""
+    assert tuning.grid_edge(3e-4, tuning.grid_lrs("cross")) == "smallest"
     note = tuning.edge_note("cross", "book", ("add",), "Why.")
-    assert note.endswith("Why.") and "of the 4 tuned cells" in note and "Chapter 6" in note
-    # A grid extended beyond LRS: what the extension changed, counted from the table.
+    assert note.endswith(" Why.") and "goes on to 0.1 and down to 0.0003" in note
+    # Each grid extended beyond LRS: what the extension changed, counted from the table.
     for chapter, tasks in (("neuralgrok", ("add", "sub", "mul")),
-                           ("transfer", ("add", "mul", "digits"))):
+                           ("transfer", ("add", "mul", "digits")), ("cross", ("add",))):
         note = tuning.edge_note(chapter, "book", tasks)
         before, tuned = tuning.edge_counts(chapter, "book", tasks, tuning.LRS)
         assert f"{before} of the {tuned} tuned cells above sat on the smallest or the " \
             f"largest" in note and f"goes on to {max(tuning.grid_lrs(chapter))}" in note
+        assert ("and down to" in note) == (chapter == "cross")  # only chapter 5 goes below
         moved = sum(tuning.best(chapter, "book", t, m)
                     != tuning.best(chapter, "book", t, m, lrs=tuning.LRS)
                     for t, m in tuning.methods(chapter, "book") if t in tasks)
         assert (f"The extension moved {moved} of the {tuned} best cells" in note if moved
                 else "The extension moved no best cell." in note)
-        # chapter 6's extension moved best cells; chapter 4's moved only runners-up
+        # chapter 6's extension moved best cells; chapters 4 and 5's only runners-up
         assert moved > 0 if chapter == "neuralgrok" else moved == 0
     assert "nothing is tuned" in tuning.edge_note("transfer", "paper", ("add",), "Why.")
 

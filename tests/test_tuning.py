@@ -28,25 +28,28 @@ def _rows(method, cells, budget=100):
 
 
 def _full_grid(method, special):
-    cells = {(lr, wd): (None, None, None) for lr in tuning.LRS for wd in tuning.WEIGHT_DECAYS}
+    cells = {(lr, wd): (None, None, None) for lr in tuning.grid_lrs("cross")
+             for wd in tuning.WEIGHT_DECAYS}
     cells.update(special)
     return pd.DataFrame(_rows(method, cells), columns=tuning.COLUMNS)
 
 
 def test_each_chapter_has_its_grid_and_the_table_keeps_to_it(tmp_path):
-    assert tuning.grid_lrs("cross") == tuning.LRS
-    for chapter in ("transfer", "neuralgrok", "shootout"):
-        assert tuning.grid_lrs(chapter)[:len(tuning.LRS)] == tuning.LRS
-        assert max(tuning.grid_lrs(chapter)) > max(tuning.LRS)
+    for chapter in tuning.TUNED_CHAPTERS:
+        grid = tuning.grid_lrs(chapter)
+        assert set(tuning.LRS) <= set(grid) and list(grid) == sorted(grid)
+        assert max(grid) > max(tuning.LRS)
+        # chapter 5's grid also goes below LRS, the others' do not
+        assert (min(grid) < min(tuning.LRS)) == (chapter == "cross")
     with pytest.raises(ValueError, match="chapter must be one of transfer, cross"):
         tuning.grid_lrs("grokking")
-    row = _rows("plain", {(0.1, 1.0): (10, 20, 30)})
+    row = _rows("plain", {(3e-4, 1.0): (10, 20, 30)})
     path = tmp_path / "t.csv"
-    pd.DataFrame(row, columns=tuning.COLUMNS).to_csv(path, index=False)
-    with pytest.raises(ValueError, match="lr 0.1 is not on chapter cross's grid"):
-        tuning.read(path)
     pd.DataFrame([{**r, "chapter": "neuralgrok"} for r in row],
                  columns=tuning.COLUMNS).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="lr 0.0003 is not on chapter neuralgrok's grid"):
+        tuning.read(path)
+    pd.DataFrame(row, columns=tuning.COLUMNS).to_csv(path, index=False)
     assert len(tuning.read(path)) == 3
     pd.DataFrame([{**r, "chapter": "nope"} for r in row],
                  columns=tuning.COLUMNS).to_csv(path, index=False)
@@ -56,7 +59,8 @@ def test_each_chapter_has_its_grid_and_the_table_keeps_to_it(tmp_path):
 
 def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
     """Chapters 4, 6 and 8's grid was extended because (nearly) every best cell sat on the
-    largest learning rate of the smaller grid. Every method's best cell on every raced task
+    largest learning rate of the smaller grid, chapter 5's because its best cells sat on both
+    ends. Every method's best cell on every raced task
     must now lie inside it, the baseline's above all (a baseline short of its best flatters
     every method)."""
     grid = tuning.grid_lrs("neuralgrok")
@@ -73,6 +77,9 @@ def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
         tasks = ("add", "mul", "digits")
         assert tuning.edge_counts("transfer", profile, tasks) == (0, 6)
         assert tuning.edge_counts("transfer", profile, tasks, tuning.LRS)[0] >= 4
+    # chapter 5: 3 of 4 sat on an edge of LRS (both ends), none on its extended grid's
+    assert tuning.edge_counts("cross", "book", ("add",)) == (0, 4)
+    assert tuning.edge_counts("cross", "book", ("add",), tuning.LRS) == (3, 4)
 
 
 def test_best_ranks_by_censored_median_then_mean():
