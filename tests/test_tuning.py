@@ -253,3 +253,14 @@ def test_soonest_weight_decay_picks_the_one_that_reaches_the_stop(disk_cache):
         tuning.soonest_weight_decay(tuning.replace(cfg, budget__stop_acc=None), (0.1,), 60)
     with pytest.raises(ValueError, match="weight_decays"):
         tuning.soonest_weight_decay(cfg, (), 60)
+
+
+def test_chapter_rows_and_the_devices_each_learning_rate_was_tuned_on():
+    book, ci = (tuning.chapter_rows("cross", p) for p in ("book", "ci"))
+    assert len(book) > 0 and ci.equals(book)  # chapter 5's ci is tuned from the book's rows
+    assert set(book.chapter) == {"cross"} and set(book.profile) == {"book"}
+    assert len(tuning.chapter_rows("cross", "paper")) == 0
+    on = tuning.lrs_by_device("cross", "book")
+    # chapter 5: the four first rates on a GPU, the two added on a CPU, none on both
+    assert on == {"cuda": tuning.LRS, "cpu": (3e-4, 0.1)}
+    assert sorted(lr for lrs in on.values() for lr in lrs) == list(tuning.grid_lrs("cross"))

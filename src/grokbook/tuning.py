@@ -224,6 +224,23 @@ def write(table: pd.DataFrame, path: str | Path = TABLE, command: str = "") -> P
     return atomic_write_bytes(path, text.getvalue().encode())
 
 
+def chapter_rows(chapter: str, profile: str, table: pd.DataFrame | None = None
+                 ) -> pd.DataFrame:
+    """The rows of the table (default: the committed one) that ``chapter`` at ``profile`` is
+    tuned from (:func:`table_profile`); none for the paper profile."""
+    table = read() if table is None else table
+    return table[(table.profile == table_profile(chapter, profile))
+                 & (table.chapter == chapter)]
+
+
+def lrs_by_device(chapter: str, profile: str) -> dict[str, tuple[float, ...]]:
+    """``{device: learning rates}`` of the runs ``chapter`` at ``profile`` is tuned from (the
+    table's ``device`` column: ``"cpu"``, ``"cuda"``), each list smallest first. A learning
+    rate listed under two devices mixes machines within its cells."""
+    rows = chapter_rows(chapter, profile)
+    return {device: tuple(sorted(set(r.lr))) for device, r in rows.groupby("device")}
+
+
 def scores(table: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per (profile, chapter, task, method, lr, wd): seeds, how many reached 95% test, the
     censored median epochs (``median``, with ``censored`` when it lands on a run that never got
