@@ -12,7 +12,7 @@ import torch
 from grokbook import profiles, sweep, tuning
 
 
-def _rows(method, cells, budget=100):
+def _rows(method, cells, budget=tuning.BUDGETS[("cross", "book")]):
     """Table rows for ``method``: ``cells`` maps (lr, wd) to epochs per tuning seed (None:
     never within ``budget``)."""
     rows = []
@@ -67,12 +67,15 @@ def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
     for task in profiles.load("neuralgrok", "book").tasks:
         lr, _wd = tuning.best("neuralgrok", "book", task, "plain")
         assert min(grid) < lr < max(grid), (task, lr)
-    for chapter, cells in (("neuralgrok", 15), ("shootout", 6)):  # every raced method's too
-        assert tuning.edge_counts(chapter, "book", ("add", "sub", "mul")) == (0, cells)
+    for chapter, cells in (("neuralgrok", 20), ("shootout", 8)):  # every raced method's too
+        assert tuning.edge_counts(chapter, "book", ("add", "sub", "mul", "sq_sub")) == (
+            0, cells)
     assert tuning.edge_counts("shootout", "book", ("parity",)) == (0, 7)  # 7 tuned there
     on_old_edge, tuned = tuning.edge_counts("neuralgrok", "book", ("add", "sub", "mul"),
                                             tuning.LRS)
     assert on_old_edge == tuned  # why the grid was extended
+    # on a^2-b, tuned later, all but TensorNorm's (whose median never gets there on LRS)
+    assert tuning.edge_counts("neuralgrok", "book", ("sq_sub",), tuning.LRS) == (4, 5)
     for profile in tuning.PROFILES:  # chapter 4: 4 (book) and 5 (ci) of 6 sat on an edge
         tasks = ("add", "mul", "digits")
         assert tuning.edge_counts("transfer", profile, tasks) == (0, 6)
@@ -83,7 +86,7 @@ def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
 
 
 def test_best_ranks_by_censored_median_then_mean():
-    table = _full_grid("plain", {(1e-2, 1.0): (50, 60, None),      # median 60, mean 70
+    table = _full_grid("plain", {(1e-2, 1.0): (50, 60, None),      # median 60, mean 537
                                  (3e-3, 2.0): (40, 60, 80),        # median 60, mean 60
                                  (1e-3, 0.1): (10, None, None)})   # median censored
     assert tuning.best("cross", "book", "add", "plain", table) == (3e-3, 2.0)
@@ -116,6 +119,47 @@ def test_read_rejects_bad_tables(tmp_path):
     tuning.write(bad, path)
     with pytest.raises(ValueError, match="is not on chapter cross.s grid"):
         tuning.read(path)
+    bad = good.copy()
+    bad.loc[0, "budget"] = 1000
+    tuning.write(bad, path)
+    with pytest.raises(ValueError, match="budget 1000, not the tuning budget 1500"):
+        tuning.read(path)
+
+
+def test_a_table_censored_at_a_shorter_budget_scores_as_if_tuned_for_it():
+    table = _full_grid("plain", {(1e-2, 1.0): (50, 800, None), (3e-3, 2.0): (400, 700, 900)})
+    short = tuning.censor_at(table, 500)
+    assert set(short.budget) == {500}
+    cell = short[(short.lr == 1e-2) & (short.weight_decay == 1.0)]
+    assert cell.epoch_95.isna().tolist() == [False, True, True]
+    assert (cell.stopped == "budget").all() and len(short) == len(table)
+    assert tuning.best("cross", "book", "add", "plain", table) == (3e-3, 2.0)
+    assert tuning.best("cross", "book", "add", "plain", short) == (1e-2, 1.0)  # others: never
+    for bad in (0, 2000, 1.5):
+        with pytest.raises(ValueError, match="epochs must be"):
+            tuning.censor_at(table, bad)
+
+
+def test_a_task_can_have_a_tuning_budget_of_its_own_the_same_for_every_method():
+    """a^2-b is tuned (and raced) for twice chapter 6's epochs, for every method on it,
+    chapter 8's own included; the other tasks keep their chapter's budget."""
+    base = tuning.BUDGETS[("neuralgrok", "book")]
+    for chapter in ("neuralgrok", "shootout"):
+        for profile in tuning.PROFILES:  # ci reads the book's rows
+            assert tuning.tuning_budget(chapter, profile, "sq_sub") == 2 * base
+            assert tuning.tuning_budget(chapter, profile, "add") == base
+    assert tuning.tuning_budget("cross", "ci", "add") == tuning.BUDGETS[("cross", "book")]
+    with pytest.raises(ValueError, match=r"\(chapter, profile\) must be one of"):
+        tuning.tuning_budget("cross", "paper", "add")
+    rows = tuning.read()
+    for task in ("add", "sq_sub"):
+        here = rows[(rows.task == task) & rows.chapter.isin(["neuralgrok", "shootout"])]
+        assert set(here.budget) == {tuning.tuning_budget("neuralgrok", "book", task)}
+        assert len(set(here.method)) == 7  # chapter 6's five and chapter 8's two
+    for name in ("ci", "book"):  # the race is longer by the same factor
+        P = profiles.load("neuralgrok", name)
+        assert P.epochs("sq_sub") == 2 * P.epochs("add") == 2 * P.run.budget.epochs
+    assert profiles.load("neuralgrok", "paper").epochs("sq_sub") == 20000
 
 
 def test_write_keeps_every_command_that_made_the_table(tmp_path):
@@ -173,7 +217,7 @@ def test_tuning_resumes_where_it_stopped(tmp_path, monkeypatch):
         if cell.lr == 3e-2:
             raise RuntimeError("boom")
         return {**asdict(cell), **{c: None for c in tuning.COLUMNS if c not in asdict(cell)},
-                "budget": 10, "epoch_95": 5}
+                "budget": tuning.BUDGETS[("cross", "book")], "epoch_95": 5}
 
     monkeypatch.setattr(tuning, "cells", lambda *a, **k: cells)
     monkeypatch.setattr(tuning, "run_cell", fake_run)

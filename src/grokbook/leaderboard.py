@@ -36,6 +36,7 @@ from grokbook.experiments import (
     make_transform,
     train_options,
 )
+from grokbook.history import STOP_REASONS
 from grokbook.stats import Censored, Estimate, surely_less, time_gaps
 from grokbook.train import train
 from grokbook.transfer import weak_embedding
@@ -123,19 +124,30 @@ def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
             "seconds": run.cost_seconds,
             "seconds_budget": h.seconds + (weak.seconds if weak is not None else 0.0),
             "gflop": None if epoch is None else run_flops * epoch / 1e9 + weak_gflop,
-            "gflop_budget": run_flops * h.budget / 1e9 + weak_gflop, "weak_gflop": weak_gflop}
+            "gflop_budget": run_flops * h.budget / 1e9 + weak_gflop, "weak_gflop": weak_gflop,
+            "weak_stopped": "" if weak is None else weak.stopped}
 
 
 def _typed(rows: list[dict]) -> pd.DataFrame:
     """Rows as a table with fixed types, the same whether built here or read from a CSV."""
     types = {"task": str, "method": str, "seed": int, "reached": bool, "weak_gflop": float,
+             "weak_stopped": str,
              **{u: float for u in UNITS}, **{f"{u}_budget": float for u in UNITS}}
-    return pd.DataFrame(rows, columns=COLUMNS).astype(types)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    return table.assign(weak_stopped=_blank_if_missing(table.weak_stopped)).astype(types)
+
+
+def _blank_if_missing(column: pd.Series) -> pd.Series:
+    """``column`` with every missing value ``""`` (a CSV reads an empty string back as NaN)."""
+    return column.astype(object).where(column.notna(), "")
 
 
 COLUMNS = ("task", "method", "seed", "reached", "epochs", "epochs_budget", "time_gap",
            "time_gap_budget", "seconds", "seconds_budget", "gflop", "gflop_budget",
-           "weak_gflop")
+           "weak_gflop", "weak_stopped")
+"""``weak_stopped``: why GrokTransfer's weak model stopped (``"target"``: it reached its test
+accuracy; ``"budget"``: it never did, and handed over what it had; or another of
+``history.STOP_REASONS``), empty for the other methods."""
 
 
 def per_run(runs: Mapping[str, Sequence], flops: Mapping[str, tuple[float, float]],
@@ -193,11 +205,17 @@ def read(path) -> pd.DataFrame:
     """A shoot-out table written by :func:`write`, validated: its columns, one row per
     (task, method, seed)."""
     table = pd.read_csv(path, comment="#")
+    if "weak_stopped" not in table:  # a table written before the column existed
+        table["weak_stopped"] = ""
     missing = sorted(set(COLUMNS) - set(table.columns))
     if missing:
         raise ValueError(f"{path}: not a shoot-out table, columns {missing} are missing")
     if table.duplicated(["task", "method", "seed"]).any():
         raise ValueError(f"{path}: a (task, method, seed) appears twice")
+    bad = ~_blank_if_missing(table["weak_stopped"]).isin(("", *STOP_REASONS))
+    if bad.any():
+        raise ValueError(f"{path}: weak_stopped must be empty or one of {STOP_REASONS}, got "
+                         f"{table['weak_stopped'][bad].iloc[0]!r}")
     return _typed(table[list(COLUMNS)].to_dict("records"))
 
 

@@ -185,9 +185,11 @@ def best_settings(tuned: pd.DataFrame) -> dict[tuple[int, float, str], tuple[flo
 # ---- the table -------------------------------------------------------------------------------
 
 def _columns() -> tuple[str, ...]:
+    """The shoot-out's columns, its weak model's stop reason replaced by its test accuracy."""
     from grokbook.leaderboard import COLUMNS
 
-    return ("role", "p", "frac", "lr", "weight_decay", *COLUMNS, "weak_test_acc")
+    return ("role", "p", "frac", "lr", "weight_decay",
+            *(c for c in COLUMNS if c != "weak_stopped"), "weak_test_acc")
 
 
 def _typed(rows: list[dict]) -> pd.DataFrame:

@@ -63,7 +63,7 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
                              "median epochs": f"{'>' if cell.censored else ''}"
                                               f"{cell['median']:.0f}",
                              "tuning seeds reached": f"{cell.reached}/{cell.seeds}",
-                             "budget": tuning.BUDGETS[(chapter, size)],
+                             "budget": tuning.tuning_budget(chapter, size, task),
                              "lr at the grid's edge": tuning.grid_edge(
                                  cell.lr, tuning.grid_lrs(chapter))})
     return pd.DataFrame(rows).set_index(["table", "task", "method"])

@@ -508,7 +508,7 @@ class NeuralGrokRace(MethodsExplorer):
                            max=5.0, step=0.1),
             "c": _slider(w.FloatLogSlider, "c (NeuralGrok, TensorNorm)", value=P.neuralgrok.c,
                          base=10, min=-2, max=1, step=0.25),
-            "epochs": _slider(w.IntSlider, "epochs", value=P.run.budget.epochs, min=200,
+            "epochs": _slider(w.IntSlider, "epochs", value=P.epochs(P.tasks[0]), min=200,
                               max=10000, step=200),
         }
 
@@ -517,8 +517,12 @@ class NeuralGrokRace(MethodsExplorer):
                 optim = P.method(controls["task"].value, controls[key].value).optim
                 controls[lr].value, controls[wd].value = optim.lr, optim.weight_decay
 
+        def rebudget(_=None) -> None:  # the chapter's race budget on the task (a^2-b's longer)
+            controls["epochs"].value = P.epochs(controls["task"].value)
+
         for key in ("task", "first", "second"):
             controls[key].observe(retune, names="value")
+        controls["task"].observe(rebudget, names="value")
         retune()
         return controls
 

@@ -1,8 +1,9 @@
 """Chapter 8, "The shoot-out": every way to remove the delay, on the same tasks, seeds and grid.
 
 The tasks and the network are chapter 6's (``profiles/neuralgrok.py``): the book's FNN
-(learned embedding d_embed 16, one hidden layer of width 64) on a+b, a-b and a*b mod 59 with
-half of the table for training, full-batch AdamW, a budget in epochs. The methods:
+(learned embedding d_embed 16, one hidden layer of width 64) on a+b, a-b, a*b and a^2-b mod 59
+with half of the table for training, full-batch AdamW, a budget in epochs (twice as many on
+a^2-b, as in chapter 6). The methods:
 
 - ``plain``: plain training at its tuned (lr, weight decay);
 - ``wd-only``: plain training at the chapter's default learning rate (1e-2), only its weight
@@ -15,7 +16,7 @@ half of the table for training, full-batch AdamW, a budget in epochs. The method
   test; d_embed 8 for a*b, as chapter 4's ci profile) hands over its embedding A, the FNN starts
   from ``A @ B``; its weak model's cost is counted.
 
-A fourth task is not arithmetic: chapter 4's (40, 3)-sparse parity (:data:`PARITY`), 1000
+A fifth task is not arithmetic: chapter 4's (40, 3)-sparse parity (:data:`PARITY`), 1000
 training points, its target FNN (first layer 128 wide, then 128, 128; logistic loss) with the
 race's optimizer, budget and stopping rule, and chapter 4's weak model for GrokTransfer (3 layers
 of width 16, stopped at 70% test). Chapter 6 does not tune parity, so every method but
@@ -94,7 +95,15 @@ class Shootout:
 
     @property
     def budget(self) -> int:
+        """The race's epochs on every task but those chapter 6 races longer (:meth:`epochs`)."""
         return self.base.run.budget.epochs
+
+    def epochs(self, task: str) -> int:
+        """The race's epochs on ``task``: chapter 6's (a^2-b twice as many), parity's
+        :attr:`budget`."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        return self.budget if task == PARITY else self.base.epochs(task)
 
     def optim(self, task: str, method: str) -> dict[str, float]:
         for t, name, lr, wd in self.tuned_optim:
@@ -108,7 +117,8 @@ class Shootout:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
-        run = self.parity if task == PARITY else replace(self.base.run, data__op=task)
+        run = self.parity if task == PARITY else replace(
+            self.base.run, data__op=task, budget__epochs=self.epochs(task))
         tuned = self.optim(task, method)
         if method in SHARED:
             return replace(run, grad_transform=self.base.transform(method), **tuned)
@@ -146,7 +156,7 @@ def _parity(transfer: ch4.Transfer, neuralgrok: ch6.NeuralGrokChapter) -> RunCfg
 _WEAK = RunCfg(data=ch6.BOOK.run.data, model=FNNCfg(d_embed=6, width=16, depth=2),
                optim=OptimCfg(lr=1e-2, weight_decay=0.1),
                budget=BudgetCfg(4000, eval_every=10, stop_acc=0.5, stop_patience=1))
-BOOK = Shootout(name="book", tasks=(*ch6.RACED, PARITY), seeds=tuple(range(8)), base=ch6.BOOK,
+BOOK = Shootout(name="book", tasks=(*ch6.TASKS, PARITY), seeds=tuple(range(8)), base=ch6.BOOK,
                 weak=_WEAK, weak_mul=replace(_WEAK, model__d_embed=8),
                 parity=_parity(ch4.BOOK, ch6.BOOK), parity_weak=ch4.BOOK.parity_weak)
 CI = replace(BOOK, name="ci", tasks=("add",), seeds=tuple(range(5)), base=ch6.CI,
@@ -158,21 +168,27 @@ PAPER = replace(BOOK, name="paper", base=ch6.PAPER,
 PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
 
 
-def tuned(P: Shootout) -> Shootout:
-    """``P`` with every method at its tuned (lr, weight decay) on every task: chapter 6's rows
-    for :data:`SHARED`, plain training's rows at learning rate :data:`DEFAULT_LR` for ``wd-only``,
-    this chapter's rows for :data:`OWN` and for every method on parity (:func:`tuned_here`; the
-    paper profile keeps the defaults)."""
-    from grokbook.tuning import best
+def tuned_cell(profile: str, task: str, method: str):
+    """The tuning table's scores row (``grokbook.tuning.best_cell``) that ``method`` races at
+    on ``task``: chapter 6's rows for :data:`SHARED`, plain training's rows at learning rate
+    :data:`DEFAULT_LR` for ``wd-only``, this chapter's rows for :data:`OWN` and for every
+    method on parity (:func:`tuned_here`); None for the paper profile."""
+    from grokbook.tuning import best_cell
 
+    if method == "wd-only":
+        return best_cell("shootout" if task == PARITY else "neuralgrok", profile, task, "plain",
+                         lrs=(DEFAULT_LR,))
+    return best_cell("shootout" if method in tuned_here(task) else "neuralgrok", profile, task,
+                     method)
+
+
+def tuned(P: Shootout) -> Shootout:
+    """``P`` with every method at its tuned (lr, weight decay) on every task
+    (:func:`tuned_cell`; the paper profile keeps the defaults)."""
     chosen = []
     for task in P.tasks:
         for method in METHODS:
-            here = method in tuned_here(task)
-            if method == "wd-only":
-                lr_wd = best("shootout" if task == PARITY else "neuralgrok", P.name, task,
-                             "plain", lrs=(DEFAULT_LR,))
-            else:
-                lr_wd = best("shootout" if here else "neuralgrok", P.name, task, method)
-            chosen.append((task, method, lr_wd))
-    return replace(P, tuned_optim=tuple((t, m, *lr_wd) for t, m, lr_wd in chosen if lr_wd))
+            cell = tuned_cell(P.name, task, method)
+            if cell is not None:
+                chosen.append((task, method, float(cell.lr), float(cell.weight_decay)))
+    return replace(P, tuned_optim=tuple(chosen))
