@@ -50,6 +50,10 @@ cell on the grid's edge (``grokbook.tables.tuned_cells``)."""
 WEIGHT_DECAYS = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0)
 TUNING_SEEDS = (1000, 1001, 1002)
 THRESHOLD = 0.95
+TIE_BREAKS = ("the lowest mean epochs over the tuning seeds, a seed that never got there "
+              "counted at the budget, then the highest median final test accuracy: where it "
+              "came closest")
+"""How :func:`ranked` orders cells of equal censored median, in words for the chapters."""
 TABLE = Path(str(resources.files("grokbook") / "data" / "tuning.csv"))
 COLUMNS = ("profile", "chapter", "task", "method", "lr", "weight_decay", "seed", "budget",
            "epoch_95", "seconds_95", "seconds", "weak_epochs", "weak_seconds", "final_train_acc",
