@@ -12,9 +12,12 @@ import matplotlib
 os.environ["GROKBOOK_PROFILE"] = "ci"
 os.environ["GROKBOOK_PROGRESS"] = "0"
 os.environ.setdefault("GROKBOOK_CACHE", "off")  # tests train; a test about the cache sets it
+# A chapter's runs train one after another in its kernel, not on worker processes of their
+# own (grokbook.engine.workers): `make test`'s xdist workers already fill the cores.
+os.environ.setdefault("GROKBOOK_WORKERS", "0")
 if "PYTEST_XDIST_WORKER" in os.environ:
-    # `make test` runs two workers on two cores: one thread each (chapter kernels inherit it),
-    # which also checks that every claim holds with one thread.
+    # `make test` runs two workers on two cores: one thread each (chapter kernels inherit it;
+    # every run trains on one thread anyway, grokbook.engine.one_thread).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 matplotlib.use("Agg")
 

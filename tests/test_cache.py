@@ -44,19 +44,22 @@ def test_the_key_covers_settings_and_code_version(disk_cache, monkeypatch):
     assert cache.key(spec) != before
 
 
-def test_a_run_cached_on_other_threads_is_trained_afresh(disk_cache):
-    """Two threads round a sum differently from one, so the thread count is in the key: a
-    cached run is served only where training it again would give the same bits."""
+def test_a_stack_cached_on_other_threads_is_trained_afresh(disk_cache):
+    """Two threads round a sum differently from one, so the thread count is in the key. A single
+    run trains on one thread whatever torch is set to (test_experiments checks it); a stack
+    trains on the caller's threads, so a stack cached on one thread is served only to one
+    thread, where training it again would give the same bits."""
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        one = experiments.train_run(CFG, 0, progress=False)
+        one = experiments.train_stack([CFG, CFG], [0, 1], progress=False)
         cache._MEMORY.clear()
-        assert experiments.train_run(CFG, 0, progress=False).cached
+        assert all(r.cached for r in experiments.train_stack([CFG, CFG], [0, 1],
+                                                             progress=False))
         torch.set_num_threads(2)
         cache._MEMORY.clear()
-        two = experiments.train_run(CFG, 0, progress=False)
-        assert not two.cached and two.key != one.key
+        two = experiments.train_stack([CFG, CFG], [0, 1], progress=False)
+        assert not any(r.cached for r in two) and two[0].key != one[0].key
         assert cache.machine()["threads"] == 2
     finally:
         torch.set_num_threads(threads)

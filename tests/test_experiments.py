@@ -87,6 +87,52 @@ def test_the_race_trains_weak_transfer_and_scratch_on_the_same_seeds():
     assert cost.n == 2
 
 
+def test_every_run_trains_and_is_keyed_on_one_thread_whatever_torch_is_set_to():
+    """A run's numbers must not depend on the reader's core count (a sum split over two
+    threads rounds differently): the run is computed, and cached, on one thread, and torch's
+    setting is left as it was."""
+    from grokbook.train import one_thread
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        cache._MEMORY.clear()
+        on_two = experiments.train_run(TARGET, 4, progress=False)
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        cache._MEMORY.clear()
+        on_one = experiments.train_run(TARGET, 4, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    assert not on_one.cached and on_two.key == on_one.key
+    assert on_two.history.test_loss == on_one.history.test_loss
+    with one_thread():
+        assert cache.machine()["threads"] == 1
+        assert on_one.key == cache.key(experiments._spec(TARGET, 4, None, "single"))
+
+
+def test_a_race_on_worker_processes_is_the_race_in_this_process_run_for_run():
+    """Workers change only the time: each run is computed alone on one thread either way, and
+    what they trained is found here afterwards (the disk cache is off under the tests)."""
+    methods = {"GrokTransfer": experiments.GrokTransfer(WEAK, TARGET), "scratch": TARGET}
+    cache._MEMORY.clear()
+    here = experiments.race(methods, [0, 1, 2], workers=0, progress=False)
+    cache._MEMORY.clear()
+    there = experiments.race(methods, [0, 1, 2], workers=2, progress=False)
+    for name in methods:
+        for a, b in zip(here[name], there[name]):
+            assert a.key == b.key and not b.cached and a.seed == b.seed
+            assert a.history.epoch == b.history.epoch
+            assert a.history.test_loss == b.history.test_loss
+            assert all(torch.equal(x, y) for x, y in zip(a.model.state_dict().values(),
+                                                         b.model.state_dict().values()))
+    assert there["GrokTransfer"][1].weak.history.test_loss == \
+        here["GrokTransfer"][1].weak.history.test_loss
+    found = experiments.cached_run(methods["GrokTransfer"], 2)
+    assert found.cached and found.key == there["GrokTransfer"][2].key
+    assert experiments.cached_run(replace(TARGET, optim__lr=3e-3), 2) is None
+
+
 def test_the_random_control_keeps_the_shape_and_norm_of_a():
     method = experiments.GrokTransfer(WEAK, TARGET)
     weak = experiments.train_run(WEAK, 0, progress=False)

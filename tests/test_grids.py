@@ -181,3 +181,20 @@ def test_a_stacked_sweep_resumes_with_only_the_missing_cells(tmp_path):
     pd.testing.assert_frame_equal(table[table.lr == 0.01].reset_index(drop=True),
                                   kept.reset_index(drop=True))
     assert set(table[table.lr == 0.03]["stack"]) == {4}
+
+
+def test_the_workers_for_a_chapters_runs_come_from_the_environment(monkeypatch):
+    from grokbook import engine
+    from grokbook.sweep import default_workers
+
+    monkeypatch.setenv("GROKBOOK_WORKERS", "3")
+    assert engine.workers() == 3
+    monkeypatch.setenv("GROKBOOK_WORKERS", "0")
+    assert engine.workers() == 0
+    monkeypatch.delenv("GROKBOOK_WORKERS")
+    assert engine.workers() == default_workers()
+    for bad in ("two", "-1", "1.5"):
+        monkeypatch.setenv("GROKBOOK_WORKERS", bad)
+        with pytest.raises(ValueError, match=f"GROKBOOK_WORKERS must be a non-negative "
+                                             f"integer .*got '{bad}'"):
+            engine.workers()

@@ -244,6 +244,28 @@ def test_the_committed_table_is_the_book_race():
     assert (committed.weak_stopped[~transfer] == "").all()
 
 
+def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():
+    """Medians of one task at one point are drawn as concentric rings, the first smallest and
+    on top; a marker elsewhere, or of another task at the same point, keeps the plain size."""
+    import matplotlib.pyplot as plt
+
+    from grokbook import plots
+
+    committed = leaderboard.read(leaderboard.COMMITTED)
+    plain = committed[(committed.task == "add") & (committed.method == "plain")]
+    twin = plain.assign(method="GrokFast-MA")  # the same runs under another name
+    other_task = plain.assign(task="sub")
+    far = plain.assign(method="wd-only", gflop=plain.gflop * 10, gflop_budget=1e6)
+    table = pd.concat([plain, twin, other_task, far], ignore_index=True)
+    fig, ax = plt.subplots()
+    plots.plot_cost_gap(ax, table, "gflop")
+    sizes = [float(c.get_sizes()[0]) for c in ax.collections]
+    orders = [c.get_zorder() for c in ax.collections]
+    plt.close(fig)
+    assert sizes == [45, 45 * 2.2, 45, 45]
+    assert orders[1] < orders[0]
+
+
 # ---- FLOPs and a race --------------------------------------------------------------------------
 
 def test_epoch_flops_is_one_full_batch_step_and_counts_the_weak_model():

@@ -15,11 +15,23 @@ therefore free to choose, and chooses by measuring:
   leaves a process idle: at most ``ceil(runs / processes)`` members per stack.
 
 ``grokbook sweep`` and ``grokbook bench`` use it (:func:`plan`).
+
+Every single run of the experiments layer trains on one thread (``grokbook.train.one_thread``):
+a sum split over two threads rounds differently, and a run near its tipping point can then tip
+sooner or later, so on more threads the book's numbers would depend on the reader's core count.
+The cores are used instead by running independent runs side by side (:func:`workers`: a chapter's
+race trains each run alone on one thread in a process of its own,
+``grokbook.experiments.run_all``). Measured on this book's 2-core machine (2026-12-06), two
+one-thread processes train 1.5 to 1.9 times the epochs per second of one two-thread process
+for the chapters' FNNs, 1.1 to 1.3 times for their Transformers. A stack is the exception: its
+batched products gain from every thread (chapter 1's eight FNNs ran 1.9 times as fast on two
+threads as on one), so a stack trains on the caller's threads.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Hashable, Sequence
 
@@ -34,6 +46,24 @@ the stacks then share the machine's caches with the other processes' (a larger s
 advantage shrinks, or turns, there)."""
 
 _CHOSEN: dict[Hashable, int] = {}
+
+WORKERS_VARIABLE = "GROKBOOK_WORKERS"
+
+
+def workers() -> int:
+    """How many one-thread processes train a chapter's independent runs side by side:
+    ``$GROKBOOK_WORKERS`` (0: one after another in this process, as the tests do, whose
+    processes already fill the cores), else one per core this process may use, or 0 where
+    training runs on a GPU (the runs take turns on it from this process)."""
+    from grokbook.sweep import default_workers
+
+    setting = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if not setting:
+        return 0 if torch.cuda.is_available() else default_workers()
+    if not setting.isdigit():
+        raise ValueError(f"{WORKERS_VARIABLE} must be a non-negative integer (0: train in "
+                         f"this process), got {setting!r}")
+    return int(setting)
 
 
 def _check_sizes(candidates: Sequence[int]) -> tuple[int, ...]:

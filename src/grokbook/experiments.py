@@ -8,8 +8,12 @@ key). Chapters, widgets, the command line and the tests call these; nothing re-i
 - :func:`train_stack`: several runs of one architecture as one vectorized ensemble;
 - :func:`grid`: a run per cell of a grid of settings, stacked where the data agree;
 - :class:`GrokTransfer` and :func:`race`: methods side by side on the same seeds (plain
-  training, GrokFast, GrokTransfer with its weak model), the heart of chapters 4 and 5;
+  training, GrokFast, GrokTransfer with its weak model), the heart of chapters 4 and 5, their
+  runs trained side by side on the cores (:func:`run_all`);
 - :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training.
+
+Every run trains on one thread (``grokbook.engine``), so that its numbers do not depend on the
+machine's core count; independent runs share the cores as processes of their own.
 
 Seeds: a run's seed draws its data split and its initialisation (the same seed, the same
 split), as everywhere in the book; for a NeuralGrok run (``RunCfg.grad_transform`` a
@@ -77,7 +81,7 @@ from grokbook.tasks import (
     sparse_parity,
     xor_cluster,
 )
-from grokbook.train import train
+from grokbook.train import on_one_thread, one_thread, train
 
 
 @dataclass
@@ -250,30 +254,45 @@ def _restore(model: nn.Module, state: dict[str, torch.Tensor] | None) -> nn.Modu
     return model
 
 
+@on_one_thread
 def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str | None = None,
               progress: bool | None = None,
               callback: Callable[[History], Any] | None = None) -> Run:
-    """One run of ``cfg`` from ``seed``: loaded from the run cache when it is there, else
-    trained (and stored). ``start``: a GrokTransfer target's weak source (see :class:`Start`).
-    ``callback`` is called after each evaluation (live widgets); on a cache hit, once."""
+    """One run of ``cfg`` from ``seed``, on one thread (``grokbook.engine``): loaded from the run
+    cache when it is there, else trained (and stored). ``start``: a GrokTransfer target's weak
+    source (see :class:`Start`). ``callback`` is called after each evaluation (live widgets);
+    on a cache hit, once."""
     if not isinstance(cfg, RunCfg):
         raise ValueError(f"cfg must be a RunCfg, got {type(cfg).__name__}")
+    found = _load_run(cfg, seed, start)
+    if found is not None:
+        if callback is not None:
+            callback(found.history)
+        return found
     spec = _spec(cfg, seed, start, "single")
     run_key = cache.key(spec)
     a = start.embedding(seed) if start is not None else None
     freeze = start.freeze_a if start is not None else False
     weak = start.source if start is not None else None
-    entry = cache.load(run_key)
-    if entry is not None:
-        model = _restore(build_model(cfg, seed, a, freeze), entry.state)
-        if callback is not None:
-            callback(entry.history)
-        return Run(cfg, seed, entry.history, model, run_key, cached=True, weak=weak)
     model = build_model(cfg, seed, a, freeze)
     history = _fit(cfg, model, make_data(cfg.data, seed), desc or f"seed {seed}", progress,
                    callback, run_key, seed)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(cfg, seed, history, model, run_key, weak=weak)
+
+
+def _load_run(cfg: RunCfg, seed: int, start: Start | None) -> Run | None:
+    """:func:`train_run`'s run if the run cache holds it, else None (nothing trained)."""
+    spec = _spec(cfg, seed, start, "single")
+    run_key = cache.key(spec)
+    entry = cache.load(run_key)
+    if entry is None:
+        return None
+    a = start.embedding(seed) if start is not None else None
+    freeze = start.freeze_a if start is not None else False
+    model = _restore(build_model(cfg, seed, a, freeze), entry.state)
+    return Run(cfg, seed, entry.history, model, run_key, cached=True,
+               weak=start.source if start is not None else None)
 
 
 KEY_SHARE = 0.8  # key frequencies: the fewest holding this share of the final embedding's power
@@ -285,6 +304,7 @@ def key_frequencies_of(model: nn.Module, p: int, share: float = KEY_SHARE) -> li
     return key_frequencies(fourier_spectrum(embedding_rows(model, p)), share)
 
 
+@on_one_thread
 def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str | None = None,
                  progress: bool | None = None) -> Run:
     """One run of ``cfg`` from ``seed`` with every progress measure on its time axis: the
@@ -479,10 +499,65 @@ def run_method(method: Method, seed: int, *, desc: str = "", progress: bool | No
                      callback=callback)
 
 
-def race(methods: dict[str, Method], seeds: Sequence[int], *,
+def cached_run(method: Method, seed: int) -> Run | None:
+    """:func:`run_method`'s run if the run cache holds all of it (a GrokTransfer's weak run
+    and its target), else None; nothing is trained."""
+    with one_thread():
+        if isinstance(method, GrokTransfer):
+            weak = _load_run(method.weak, seed, None)
+            if weak is None:
+                return None
+            return _load_run(method.target, seed, Start(weak, method.control, method.freeze_a))
+        return _load_run(method, seed, None)
+
+
+def _train_job(job: tuple[Method, int, str]) -> Run:
+    method, seed, desc = job
+    return run_method(method, seed, desc=desc, progress=False)
+
+
+def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = None,
+            scheduler: str | None = None, progress: bool | None = None,
+            desc: str = "runs") -> list[Run]:
+    """``[run_method(method, seed) for method, seed, desc in jobs]``, each run alone on one
+    thread as everywhere, the ones not in the run cache trained side by side: on ``workers``
+    one-thread processes (default ``grokbook.engine.workers()``: one per core; 0 trains them
+    one after another here) or on the Dask cluster at ``scheduler``
+    (``grokbook.sweep.map_cells``). The result is the same run for run whichever way, only
+    the time differs; a run's ``seconds`` are its own on its thread, with the other runs on the
+    other cores. A run that fails is an error naming it."""
+    from grokbook.engine import workers as default_workers
+    from grokbook.sweep import CellError, check_options, map_cells
+
+    check_options(workers, scheduler)
+    jobs = list(jobs)
+    runs: list[Run | None] = [cached_run(method, seed) for method, seed, _ in jobs]
+    todo = [i for i, run in enumerate(runs) if run is None]
+    processes = default_workers() if workers is None else workers
+    if scheduler is None and (processes <= 1 or len(todo) <= 1):
+        for i in todo:  # one at a time here: no process to start for it
+            method, seed, name = jobs[i]
+            runs[i] = run_method(method, seed, desc=name, progress=progress)
+        return runs
+    trained = map_cells(_train_job, [jobs[i] for i in todo],
+                        workers=min(processes, len(todo)), scheduler=scheduler,
+                        progress=progress, desc=desc)
+    failed = [r for r in trained if isinstance(r, CellError)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed; the first: {failed[0]}")
+    for i, run in zip(todo, trained):
+        for part in (run, run.weak):
+            if part is not None:
+                cache.remember(part.key, part.history, part.model.state_dict())
+        runs[i] = run
+    return runs
+
+
+def race(methods: dict[str, Method], seeds: Sequence[int], *, workers: int | None = None,
          progress: bool | None = None) -> dict[str, list[Run]]:
-    """Every method on the same seeds: ``{name: [Run per seed]}``. A GrokTransfer run keeps its
-    weak run (``Run.weak``) so that costs include it."""
+    """Every method on the same seeds: ``{name: [Run per seed]}``, the runs trained side by
+    side (:func:`run_all`; ``workers`` as there). A GrokTransfer run keeps its weak run
+    (``Run.weak``) so that costs include it."""
     if not isinstance(methods, dict) or not methods:
         raise ValueError("methods must map at least one name to a method")
     for name, method in methods.items():
@@ -494,10 +569,13 @@ def race(methods: dict[str, Method], seeds: Sequence[int], *,
     seeds = list(seeds)
     for seed in seeds:
         check_seed(seed)
-    return {name: [run_method(method, seed, desc=name, progress=progress) for seed in seeds]
-            for name, method in methods.items()}
+    jobs = [(method, seed, str(name)) for name, method in methods.items() for seed in seeds]
+    runs = iter(run_all(jobs, workers=workers, progress=progress,
+                        desc=f"{len(jobs)} runs of {', '.join(map(str, methods))}"))
+    return {name: [next(runs) for _ in seeds] for name in methods}
 
 
+@on_one_thread
 def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
                     progress: bool | None = None) -> Run:
     """GrokTransfer whose ``A @ B`` is merged into one trainable matrix after ``merge_at``
@@ -532,6 +610,7 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
 
 # ---- the XOR theory (chapter 3) ---------------------------------------------------------------
 
+@on_one_thread
 def sgd_fit(model: nn.Module, data, epochs: int, lr: float, weight_decay: float = 0.0,
             eval_every: int = 10, **options) -> History:
     """Full-batch gradient descent on the logistic loss, as in the theory: plain SGD with
@@ -548,6 +627,7 @@ def one_step(target: nn.Module, data, step: float) -> History:
     return sgd_fit(target, data, epochs=1, lr=step, eval_every=1, progress=False)
 
 
+@on_one_thread
 def _cached(spec: dict[str, Any], build: Callable[[], nn.Module],
             fit: Callable[[nn.Module], History],
             on_hit: Callable[[History], Any] | None = None) -> tuple[nn.Module, History]:

@@ -163,34 +163,22 @@ def per_run(runs: Mapping[str, Sequence], flops: Mapping[str, tuple[float, float
                    for method, method_runs in runs.items() for run in method_runs])
 
 
-def _shootout_cell(cell: tuple) -> dict:
-    """Train (or load from the run cache) one (task, method, seed) of the shoot-out."""
-    from grokbook.experiments import run_method
-
-    task, name, method, seed, flops = cell
-    run = run_method(method, seed, desc=f"{task} {name}", progress=False)
-    return run_row(run, flops, task, name)
-
-
-def shootout_table(P, *, workers: int | None = 0, scheduler: str | None = None,
+def shootout_table(P, *, workers: int | None = None, scheduler: str | None = None,
                    progress: bool | None = None) -> pd.DataFrame:
     """Chapter 8's race as one tidy table (:func:`per_run`'s columns): every method of the
-    shoot-out profile ``P`` on every task and seed, each run through the run cache.
-    ``workers=0`` trains in this process, one run after another; ``workers=N`` on a Dask
-    ``LocalCluster`` of N one-thread processes, ``scheduler`` on an existing Dask cluster
-    (``grokbook.sweep``). A run that fails is an error naming it."""
+    shoot-out profile ``P`` on every task and seed, each run through the run cache and trained
+    side by side (``grokbook.experiments.run_all``: ``workers`` one-thread processes, by
+    default one per core; 0 trains in this process, one run after another; ``scheduler`` an
+    existing Dask cluster). Every run is computed on one thread, so the table is the same
+    whichever way. A run that fails is an error naming it."""
+    from grokbook.experiments import run_all
     from grokbook.profiles.shootout import METHODS
-    from grokbook.sweep import CellError, map_cells
 
     flops = {(t, m): epoch_flops(P.method(t, m), P.seeds[0]) for t in P.tasks for m in METHODS}
-    cells = [(t, m, P.method(t, m), s, flops[(t, m)])
-             for t in P.tasks for m in METHODS for s in P.seeds]
-    rows = map_cells(_shootout_cell, cells, workers=workers, scheduler=scheduler,
-                     progress=progress, desc="shoot-out runs")
-    failed = [r for r in rows if isinstance(r, CellError)]
-    if failed:
-        raise ValueError(f"{len(failed)} shoot-out runs failed; the first: {failed[0]}")
-    return _typed(rows)
+    cells = [(t, m, s) for t in P.tasks for m in METHODS for s in P.seeds]
+    runs = run_all([(P.method(t, m), s, f"{t} {m}") for t, m, s in cells], workers=workers,
+                   scheduler=scheduler, progress=progress, desc="shoot-out runs")
+    return _typed([run_row(run, flops[(t, m)], t, m) for (t, m, _), run in zip(cells, runs)])
 
 
 def write(table: pd.DataFrame, path, command: str = ""):

@@ -346,6 +346,11 @@ def plot_ranked(ax: plt.Axes, rows, ranked, unit: str = "gflop") -> plt.Axes:
     return plain_log_ticks(ax, "x")
 
 
+OVERLAP = 0.08
+"""Markers of the cost-gap scatter closer than this on both axes (log cost, and asinh of the
+time gap over 10, the symlog's scale) are drawn as concentric rings."""
+
+
 def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
     """Per method and task of a shoot-out table (``grokbook.leaderboard.per_run``), the median
     ``unit`` against the median time gap: cost on one axis, the delay it leaves on the other.
@@ -354,12 +359,20 @@ def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
     from grokbook.leaderboard import UNITS, censored_of
 
     markers = dict(zip(sorted(set(table.task)), "osD^v"))
+    points = []
     for (task, method), runs in table.groupby(["task", "method"], sort=False):
         cost, gap = (censored_of(runs, u).median() for u in (unit, "time_gap"))
+        points.append((task, method, gap, cost))
+    places = [(np.arcsinh(g.value / 10), np.log(c.value)) for _, _, g, c in points]
+    for i, (task, method, gap, cost) in enumerate(points):
+        # markers of one task that (nearly) coincide are drawn as rings around each other,
+        # the first smallest and on top, so that none hides another
+        under = sum(points[j][0] == task and abs(places[j][0] - places[i][0]) < OVERLAP
+                    and abs(places[j][1] - places[i][1]) < OVERLAP for j in range(i))
         colour = method_colour(method)
-        ax.scatter([gap.value], [cost.value], marker=markers[task], s=45,
+        ax.scatter([gap.value], [cost.value], marker=markers[task], s=45 * (1 + 1.2 * under),
                    facecolor="none" if cost.censored or gap.censored else colour,
-                   edgecolor=colour, linewidth=1.4, zorder=3)
+                   edgecolor=colour, linewidth=1.4, zorder=3 - 0.01 * under)
     ax.set_xlabel(f"median {UNITS['time_gap']}")
     ax.set_ylabel(f"median {UNITS[unit]}")
     ax.set_xscale("symlog", linthresh=10)

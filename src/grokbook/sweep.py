@@ -5,7 +5,8 @@ a result row. :func:`map_cells` runs the function on every cell:
 
 - ``workers=0``: in this process, one cell after another (tests, debugging);
 - ``workers=N``: a Dask ``LocalCluster`` of N worker processes with one thread each (small
-  models use one core best; N processes use N cores);
+  models use one core best; N processes use N cores), kept for the process's later sweeps
+  (:func:`local_client`);
 - ``scheduler="tcp://HOST:8786"``: an existing Dask cluster (for Slurm, start one with
   ``dask-jobqueue``'s ``SLURMCluster`` and pass its address; see the README).
 
@@ -37,6 +38,13 @@ class CellError:
         return f"cell {self.cell!r} failed: {self.error}"
 
 
+WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_THREADS": 1}
+"""The environment a local worker process starts with: Dask's default, one thread per library,
+without its ``MALLOC_TRIM_THRESHOLD_=65536``, which hands freed memory back to the system so
+eagerly that training a Transformer of chapter 1 on one thread took 1.6 times as long (26.2
+against 16.5 seconds, measured 2026-12-06; ``grokbook bench`` measures it)."""
+
+
 def _one_thread(fn: Callable[[Any], Any], cell: Any) -> Any:
     """Run ``fn(cell)`` on one intra-op thread (each worker process owns one core)."""
     import torch
@@ -50,6 +58,36 @@ def _guarded(fn: Callable[[Any], Any], cell: Any, threads: int | None) -> Any:
         return _one_thread(fn, cell) if threads == 1 else fn(cell)
     except Exception as error:  # one cell's failure is reported, the sweep goes on
         return CellError(cell, f"{type(error).__name__}: {error}")
+
+
+_LOCAL: dict[int, Any] = {}
+
+
+def local_client(workers: int):
+    """A Dask client of a ``LocalCluster`` of ``workers`` one-thread processes, started the
+    first time it is asked for and kept for the next sweep of this process (a chapter races
+    several times; starting the processes takes seconds), closed when the process exits."""
+    if workers not in _LOCAL:
+        import atexit
+
+        import dask
+        from dask.distributed import Client, LocalCluster
+
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": WORKER_ENVIRONMENT}):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")
+        if not _LOCAL:
+            atexit.register(close_local_clients)
+        _LOCAL[workers] = (cluster, Client(cluster))
+    return _LOCAL[workers][1]
+
+
+def close_local_clients() -> None:
+    """Stop the local clusters :func:`local_client` started."""
+    while _LOCAL:
+        cluster, client = _LOCAL.popitem()[1]
+        client.close()
+        cluster.close()
 
 
 def default_workers() -> int:
@@ -90,24 +128,18 @@ def map_cells(fn: Callable[[Any], Any], cells: Sequence[Any], *, workers: int | 
             for index, cell in enumerate(cells):
                 finish(index, _guarded(fn, cell, None))
             return results
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, as_completed
 
-        if scheduler is not None:
-            cluster, client = None, Client(scheduler)
-        else:
-            n = workers or default_workers()
-            cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0")
-            client = Client(cluster)
+        client = Client(scheduler) if scheduler is not None else local_client(
+            workers or default_workers())
         try:
             futures = {client.submit(_guarded, fn, cell, 1, pure=False): index
                        for index, cell in enumerate(cells)}
             for future in as_completed(futures):
                 finish(futures[future], future.result())
         finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
+            if scheduler is not None:
+                client.close()
         return results
     finally:
         bar.close()

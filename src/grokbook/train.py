@@ -26,6 +26,7 @@ and training leaves it alone.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import signal
@@ -598,6 +599,33 @@ def _stack_learner(models: Sequence[nn.Module], data, *, lr, weight_decay, betas
                                       betas),
                          loss=loss, batch_size=batch_size, warmup_steps=warmup_steps,
                          seeds=seeds, device=device, grad_transform=grad_transform)
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Torch computes on one thread inside, on as many as before after. Every single run of the
+    experiments layer trains so (:func:`on_one_thread`): a sum split over two threads rounds
+    differently, and the book's numbers would otherwise depend on the reader's core count
+    (``grokbook.engine`` says how the cores are used instead)."""
+    previous = torch.get_num_threads()
+    if previous == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def on_one_thread(fn: Callable) -> Callable:
+    """``fn`` run inside :func:`one_thread` (its cache key included, which names the thread
+    count: ``grokbook.cache.machine``)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with one_thread():
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 @contextlib.contextmanager

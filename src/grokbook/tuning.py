@@ -478,19 +478,21 @@ def soonest_weight_decay(cfg: RunCfg, weight_decays: tuple[float, ...], epochs: 
     (``cfg.budget.stop_acc`` test accuracy) soonest, trained at most ``epochs`` from the tuning
     ``seeds``; the rule of :func:`ranked` (censored median, then mean, then the smaller weight
     decay). Chapter 4's wide weak model: at the weak model's weight decay it memorizes and
-    never reaches its stop. Returns the choice and ``{weight decay: stats.Censored}``."""
-    from grokbook.experiments import train_run
+    never reaches its stop. The runs train side by side (``experiments.race``). Returns the
+    choice and ``{weight decay: stats.Censored}``."""
+    from grokbook.experiments import race
     from grokbook.stats import censored
 
     if cfg.budget.stop_acc is None:
         raise ValueError("cfg must stop at a test accuracy (budget.stop_acc), got None")
     if not weight_decays:
         raise ValueError("weight_decays must hold at least one weight decay")
+    raced = race({wd: replace(cfg, optim__weight_decay=wd, budget__epochs=epochs)
+                  for wd in weight_decays}, seeds)
     found, rows = {}, []
     for wd in weight_decays:
-        runs = [train_run(replace(cfg, optim__weight_decay=wd, budget__epochs=epochs), seed,
-                          desc=f"weight decay {wd}, seed {seed}").history for seed in seeds]
-        found[wd] = censored(runs, threshold=cfg.budget.stop_acc)
+        found[wd] = censored([run.history for run in raced[wd]],
+                             threshold=cfg.budget.stop_acc)
         rows += [{"lr": cfg.optim.lr, "weight_decay": wd, "budget": budget,
                   "epoch_95": math.nan if value is None else value}
                  for value, budget in zip(found[wd].values, found[wd].budgets)]
