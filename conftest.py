@@ -17,7 +17,7 @@ os.environ.setdefault("GROKBOOK_CACHE", "off")  # tests train; a test about the 
 os.environ.setdefault("GROKBOOK_WORKERS", "0")
 if "PYTEST_XDIST_WORKER" in os.environ:
     # `make test` runs two workers on two cores: one thread each (chapter kernels inherit it;
-    # every run trains on one thread anyway, grokbook.engine.one_thread).
+    # every single run trains on one thread anyway, grokbook.train.one_thread).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 matplotlib.use("Agg")
 

@@ -107,7 +107,7 @@ def test_every_run_trains_and_is_keyed_on_one_thread_whatever_torch_is_set_to():
     assert not on_one.cached and on_two.key == on_one.key
     assert on_two.history.test_loss == on_one.history.test_loss
     with one_thread():
-        assert cache.machine()["threads"] == 1
+        assert cache.machine().get("threads", 1) == 1  # no thread count on a GPU
         assert on_one.key == cache.key(experiments._spec(TARGET, 4, None, "single"))
 
 
@@ -128,9 +128,17 @@ def test_a_race_on_worker_processes_is_the_race_in_this_process_run_for_run():
                                                          b.model.state_dict().values()))
     assert there["GrokTransfer"][1].weak.history.test_loss == \
         here["GrokTransfer"][1].weak.history.test_loss
+    from grokbook import sweep
+
+    assert 2 in sweep._LOCAL  # the workers trained them, not this process
     found = experiments.cached_run(methods["GrokTransfer"], 2)
     assert found.cached and found.key == there["GrokTransfer"][2].key
     assert experiments.cached_run(replace(TARGET, optim__lr=3e-3), 2) is None
+    bad = replace(TARGET, data__frac=0.999)  # leaves no test pair: fails in the worker
+    with pytest.raises(RuntimeError, match=r"1 of 2 runs failed; the first: bad seed \d"):
+        experiments.race({"bad": bad, "fine": replace(TARGET, optim__lr=2e-3)}, [5],
+                         workers=2, progress=False)
+    assert experiments.cached_run(replace(TARGET, optim__lr=2e-3), 5) is not None
 
 
 def test_the_random_control_keeps_the_shape_and_norm_of_a():

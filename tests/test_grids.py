@@ -184,9 +184,12 @@ def test_a_stacked_sweep_resumes_with_only_the_missing_cells(tmp_path):
 
 
 def test_the_workers_for_a_chapters_runs_come_from_the_environment(monkeypatch):
+    import torch
+
     from grokbook import engine
     from grokbook.sweep import default_workers
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # a GPU takes none
     monkeypatch.setenv("GROKBOOK_WORKERS", "3")
     assert engine.workers() == 3
     monkeypatch.setenv("GROKBOOK_WORKERS", "0")
@@ -198,3 +201,12 @@ def test_the_workers_for_a_chapters_runs_come_from_the_environment(monkeypatch):
         with pytest.raises(ValueError, match=f"GROKBOOK_WORKERS must be a non-negative "
                                              f"integer .*got '{bad}'"):
             engine.workers()
+
+
+def test_a_local_cluster_serves_the_later_sweeps_of_its_process():
+    from grokbook import sweep
+
+    two = sweep.local_client(2)
+    assert sweep.local_client(2) is two and sweep.local_client(1) is two
+    assert sweep.map_cells(abs, [-1, 2, -3], workers=1, progress=False) == [1, 2, 3]
+    assert set(sweep._LOCAL) == {2}

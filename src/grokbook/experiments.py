@@ -407,8 +407,10 @@ def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "st
     data split, learning rate, weight decay, init scale and GrokFast lambda; see
     ``grokbook.ensemble``). Settings a stack cannot share fall back to :func:`train_run` one by
     one. Cached as a whole: when every member is in the cache they are loaded, else all are
-    trained together, so a stack's numbers never depend on what happened to be cached (on one
-    thread a member's numbers are its run alone's anyway; ``grokbook.ensemble``)."""
+    trained together, so a stack's numbers never depend on what happened to be cached. A stack
+    trains on the caller's threads (its batched products gain from every one), and the thread
+    count is in its key; on one thread a member's numbers are its run alone's
+    (``grokbook.ensemble``), on more they can differ in the last bits."""
     cfgs, seeds = list(cfgs), list(seeds)
     if len(cfgs) != len(seeds) or not cfgs:
         raise ValueError(f"cfgs and seeds must be non-empty and of equal length, got "
@@ -542,14 +544,17 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
     trained = map_cells(_train_job, [jobs[i] for i in todo],
                         workers=min(processes, len(todo)), scheduler=scheduler,
                         progress=progress, desc=desc)
-    failed = [r for r in trained if isinstance(r, CellError)]
-    if failed:
-        raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed; the first: {failed[0]}")
+    failed = []
     for i, run in zip(todo, trained):
+        if isinstance(run, CellError):
+            failed.append(f"{jobs[i][2]} seed {jobs[i][1]}: {run.error}")
+            continue
         for part in (run, run.weak):
-            if part is not None:
+            if part is not None:  # kept even if another run failed: a re-run trains only that
                 cache.remember(part.key, part.history, part.model.state_dict())
         runs[i] = run
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(todo)} runs failed; the first: {failed[0]}")
     return runs
 
 

@@ -42,7 +42,7 @@ WORKER_ENVIRONMENT = {"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, "OPENBLAS_NUM_
 """The environment a local worker process starts with: Dask's default, one thread per library,
 without its ``MALLOC_TRIM_THRESHOLD_=65536``, which hands freed memory back to the system so
 eagerly that training a Transformer of chapter 1 on one thread took 1.6 times as long (26.2
-against 16.5 seconds, measured 2026-12-06; ``grokbook bench`` measures it)."""
+against 16.5 seconds, measured 2026-12-06)."""
 
 
 def _one_thread(fn: Callable[[Any], Any], cell: Any) -> Any:
@@ -66,7 +66,13 @@ _LOCAL: dict[int, Any] = {}
 def local_client(workers: int):
     """A Dask client of a ``LocalCluster`` of ``workers`` one-thread processes, started the
     first time it is asked for and kept for the next sweep of this process (a chapter races
-    several times; starting the processes takes seconds), closed when the process exits."""
+    several times; starting the processes takes seconds), closed when the process exits or a
+    sweep is interrupted. A cluster already up with at least ``workers`` processes serves a
+    smaller request. Its workers keep the environment of the moment they started (the run
+    cache's folder, the CPU kernels) and the runs they finished."""
+    larger = [n for n in _LOCAL if n >= workers]
+    if larger:
+        return _LOCAL[min(larger)][1]
     if workers not in _LOCAL:
         import atexit
 
@@ -132,11 +138,17 @@ def map_cells(fn: Callable[[Any], Any], cells: Sequence[Any], *, workers: int | 
 
         client = Client(scheduler) if scheduler is not None else local_client(
             workers or default_workers())
+        futures = {}
         try:
             futures = {client.submit(_guarded, fn, cell, 1, pure=False): index
                        for index, cell in enumerate(cells)}
             for future in as_completed(futures):
                 finish(futures[future], future.result())
+        except BaseException:  # interrupted: no worker may go on training for nobody
+            client.cancel(list(futures))
+            if scheduler is None:
+                close_local_clients()  # a running task cannot be stopped, only its process
+            raise
         finally:
             if scheduler is not None:
                 client.close()
