@@ -169,14 +169,14 @@ def load(run_key: str) -> Entry | None:
 def remember(run_key: str, history: History, state: dict[str, torch.Tensor] | None) -> None:
     """Keep a run finished in another process (a worker that stored it on disk, if the cache
     is on) as if it had finished in this one, so that :func:`load` finds it here too."""
-    _MEMORY[run_key] = _copy(Entry(history, None if state is None else dict(state)))
+    _MEMORY[run_key] = _copy(Entry(history, state))
 
 
 def store(run_key: str, history: History, state: dict[str, torch.Tensor] | None,
           spec: dict[str, Any]) -> None:
     """Store a finished run under ``run_key`` (nothing when the cache is off). The tensors go
     first, the JSON that vouches for them last, each atomically."""
-    _MEMORY[run_key] = _copy(Entry(history, None if state is None else dict(state)))
+    remember(run_key, history, state)
     root = location()
     if root is None:
         return

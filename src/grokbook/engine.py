@@ -79,7 +79,7 @@ def member_epoch_seconds(build: Callable[[int], nn.Module], data, size: int,
     full batch on ``data`` on one thread (one by one through the single-run path for 1): the
     time of ``1 + epochs`` epochs less that of 1, so that what every run pays once (building,
     the evaluations at its start and end) cancels."""
-    from grokbook.train import train
+    from grokbook.train import one_thread, train
 
     def seconds(n: int) -> float:
         models = [build(i) for i in range(size)]
@@ -87,13 +87,9 @@ def member_epoch_seconds(build: Callable[[int], nn.Module], data, size: int,
         train(models if size > 1 else models[0], data, epochs=n, eval_every=n, progress=False)
         return time.perf_counter() - start
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         seconds(1)  # warm-up: kernels, allocators
         return max(seconds(1 + epochs) - seconds(1), 0.0) / (epochs * size)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def stack_size(key: Hashable, build: Callable[[int], nn.Module], data, runs: int,

@@ -12,8 +12,9 @@ key). Chapters, widgets, the command line and the tests call these; nothing re-i
   runs trained side by side on the cores (:func:`run_all`);
 - :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training.
 
-Every run trains on one thread (``grokbook.engine``), so that its numbers do not depend on the
-machine's core count; independent runs share the cores as processes of their own.
+Every single run trains on one thread (``grokbook.train.one_thread``), so that its numbers do not
+depend on the machine's core count; independent runs share the cores as processes of their own
+(``grokbook.engine``). A stack trains on the caller's threads.
 
 Seeds: a run's seed draws its data split and its initialisation (the same seed, the same
 split), as everywhere in the book; for a NeuralGrok run (``RunCfg.grad_transform`` a
@@ -258,7 +259,7 @@ def _restore(model: nn.Module, state: dict[str, torch.Tensor] | None) -> nn.Modu
 def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str | None = None,
               progress: bool | None = None,
               callback: Callable[[History], Any] | None = None) -> Run:
-    """One run of ``cfg`` from ``seed``, on one thread (``grokbook.engine``): loaded from the run
+    """One run of ``cfg`` from ``seed``, on one thread (``train.one_thread``): loaded from the run
     cache when it is there, else trained (and stored). ``start``: a GrokTransfer target's weak
     source (see :class:`Start`). ``callback`` is called after each evaluation (live widgets);
     on a cache hit, once."""

@@ -168,17 +168,12 @@ def run_cell(cell: Mapping[str, Any]) -> dict[str, Any]:
 def run_stack(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Train ``cells`` (equal but for :data:`STACKED`) as one stack on one thread and return
     their rows; each row's ``seconds`` is the stack's wall time shared out by steps."""
-    import torch
-
     from grokbook.experiments import train_stack
+    from grokbook.train import one_thread
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # where a member is its run alone to the bit
-    try:
+    with one_thread():  # where a member is its run alone to the bit
         runs = train_stack([run_settings(c) for c in cells], [c["seed"] for c in cells],
                            progress=False)
-    finally:
-        torch.set_num_threads(previous)
     steps = [max(r.history.config.get("steps", r.history.epoch[-1]), 1) for r in runs]
     return [_row(c, r.history, r.history.seconds * s / sum(steps), len(cells))
             for c, r, s in zip(cells, runs, steps)]
