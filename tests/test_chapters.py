@@ -26,6 +26,23 @@ def test_clean_strips_papermill_metadata():
     assert cleaned.metadata["kernelspec"]["name"] == "python3"
 
 
+def test_cell_times_append_each_code_cell_with_its_seconds(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("\nx = 1\ny = 2"), nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("print(x)")])
+    nb.cells[0].metadata["papermill"] = {"duration": 1.234}
+    nb.cells[1].metadata["papermill"] = {"duration": 0.1}
+    nb.cells[2].metadata["papermill"] = {"duration": 0.5}
+    table = tmp_path / "times.csv"
+    chapters.write_cell_times(nb, "01_grokking", "ci", table)
+    chapters.write_cell_times(nb, "02_embeddings", "ci", table)
+    lines = table.read_text().splitlines()
+    assert lines[0] == ",".join(chapters.CELL_TIME_COLUMNS)
+    assert lines[1] == f"01_grokking,ci,0,{nb.cells[0].id},1.23,x = 1"
+    assert [line.split(",")[0] for line in lines[1:]] == ["01_grokking"] * 2 + \
+        ["02_embeddings"] * 2
+
+
 @pytest.mark.parametrize("path", chapters.list_chapters(), ids=lambda p: p.stem)
 def test_committed_chapter_is_clean_and_complete(path):
     nb = nbformat.read(path, as_version=4)  # sources and texts as strings

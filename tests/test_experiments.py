@@ -1,3 +1,6 @@
+import copy
+import sys
+
 import pytest
 import torch
 
@@ -43,28 +46,31 @@ def test_a_stack_member_follows_the_same_curve_as_alone():
 
 @pytest.mark.parametrize("model", [FNNCfg(d_embed=6, width=16, depth=3),
                                    TransformerCfg(d_model=16, n_heads=2, d_mlp=32)])
-def test_a_grid_over_lr_and_grokfast_lambda_is_one_stack_of_runs_alone(model):
-    """A whole tuning grid as one run: members differ in learning rate and GrokFast's lambda,
-    one filter serves them all, and on one thread each cell is its run alone to the bit."""
+def test_a_tuning_grid_as_one_stack_is_its_runs_alone(model):
+    """A whole tuning grid as one stack: members differ in learning rate and GrokFast's
+    lambda, one filter serves them all, and on one thread each member is its run alone to the
+    bit (which is what ``grid`` trains)."""
     from grokbook.config import GrokFastCfg
 
     base = replace(TARGET, model=model, budget__epochs=30,
                    grad_transform=GrokFastCfg(filter="ma", window=5))
-    axes = {"optim__lr": [1e-2, 3e-3], "grad_transform__lamb": [1.0, 5.0]}
-    assert experiments._stackable([replace(base, **dict(zip(axes, cell)))
-                                   for cell in [(1e-2, 1.0), (3e-3, 5.0)]])
+    cells = [(lr, lamb) for lr in (1e-2, 3e-3) for lamb in (1.0, 5.0)]
+    cfgs = [replace(base, optim__lr=lr, grad_transform__lamb=lamb) for lr, lamb in cells]
+    assert experiments._stackable(cfgs)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        grid = experiments.grid(base, axes, seeds=[0], progress=False)
-        for (lr, lamb), (run,) in grid.items():
-            assert run.history.config["ensemble_size"] == 4
-            alone = experiments.train_run(replace(base, optim__lr=lr,
-                                                  grad_transform__lamb=lamb), 0, progress=False)
-            assert alone.history.test_loss == run.history.test_loss
-            assert alone.history.weight_norm == run.history.weight_norm
+        stacked = experiments.train_stack(cfgs, [0] * len(cfgs), progress=False)
     finally:
         torch.set_num_threads(threads)
+    grid = experiments.grid(base, {"optim__lr": [1e-2, 3e-3], "grad_transform__lamb": [1.0, 5.0]},
+                            seeds=[0], progress=False)
+    for cell, run in zip(cells, stacked):
+        assert run.history.config["ensemble_size"] == 4
+        (alone,) = grid[cell]
+        assert alone.history.test_loss == run.history.test_loss
+        assert alone.history.weight_norm == run.history.weight_norm
+        assert alone.key == experiments.train_run(cfgs[cells.index(cell)], 0).key
 
 
 def test_grid_runs_every_cell_per_seed():
@@ -160,12 +166,89 @@ def test_merged_transfer_reads_as_one_run():
     assert isinstance(run.model.embed, torch.nn.Embedding)
 
 
+def test_traced_and_merged_runs_race_on_workers_as_in_this_process():
+    """A progress run and a merged transfer are methods too: on two worker processes they
+    are the runs made here, and found here afterwards."""
+    methods = {"traced": experiments.Traced(WEAK),
+               "merged": experiments.Merged(experiments.GrokTransfer(WEAK, TARGET), 5)}
+    cache._MEMORY.clear()
+    here = experiments.race(methods, [0, 1], workers=0, progress=False)
+    cache._MEMORY.clear()
+    there = experiments.race(methods, [0, 1], workers=2, progress=False)
+    for name in methods:
+        for a, b in zip(here[name], there[name]):
+            assert a.key == b.key and not b.cached
+            assert a.history.test_loss == b.history.test_loss
+            assert a.history.extras == b.history.extras
+    assert "norm_spread" in there["traced"][0].history.extras
+    assert there["merged"][1].history.epoch == [0, 5, 10]
+    assert there["merged"][1].weak.key == here["merged"][1].weak.key
+    for name, method in methods.items():
+        found = experiments.cached_run(method, 1)
+        assert found.cached and found.key == here[name][1].key
+    assert isinstance(experiments.cached_run(methods["merged"], 1).model.embed, torch.nn.Embedding)
+    assert experiments.cached_run(replace(methods["merged"], merge_at=4), 1) is None
+    with pytest.raises(ValueError, match="callback is not supported for a Traced run"):
+        experiments.run_method(methods["traced"], 0, callback=print)
+
+
+def test_a_weak_run_held_here_goes_to_the_worker_with_its_job():
+    """With the disk cache off a worker knows only what its job brings: a GrokTransfer job
+    carries the weak run this process holds, which the worker then uses instead of training
+    it again (here a weak run with a marked History, to tell the two apart)."""
+    method = experiments.GrokTransfer(WEAK, TARGET)
+    try:
+        cache._MEMORY.clear()
+        weak = experiments.train_run(WEAK, 3, progress=False)
+        marked = copy.deepcopy(weak.history)
+        marked.test_loss = [-1.0] * len(marked.test_loss)
+        cache.remember(weak.key, marked, weak.model.state_dict())
+        run = experiments.race({"GrokTransfer": method, "again": replace(method, control="random")},
+                               [3], workers=2, progress=False)
+        assert run["GrokTransfer"][0].weak.history.test_loss == marked.test_loss
+        assert run["again"][0].weak.history.test_loss == marked.test_loss
+    finally:
+        cache._MEMORY.clear()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="exception notes are Python 3.11's")
+def test_a_run_that_fails_in_this_process_is_named():
+    bad = replace(TARGET, data__frac=0.999)  # leaves no test pair
+    with pytest.raises(ValueError) as failure:
+        experiments.race({"bad": bad}, [5], workers=0, progress=False)
+    assert "while training bad seed 5" in failure.value.__notes__
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: experiments.Merged(TARGET, 5), "method must be a GrokTransfer, got a RunCfg"),
+    (lambda: experiments.Merged(experiments.GrokTransfer(WEAK, TARGET), 10),
+     r"merge_at must be an integer strictly between 0 and the target's epochs \(10\), got 10"),
+    (lambda: experiments.Merged(experiments.GrokTransfer(WEAK, TARGET), True), "merge_at must"),
+    (lambda: experiments.Traced(WEAK, share=0), r"share must be a number in \(0, 1\]"),
+    (lambda: experiments.Traced(replace(WEAK, model__embedding="one_hot")),
+     "modular task with a learned embedding"),
+])
+def test_merged_and_traced_runs_check_their_settings_when_made(build, message):
+    with pytest.raises(ValueError, match=message):
+        build()
+
+
+def test_a_race_takes_seeds_per_method():
+    runs = experiments.race({"a": TARGET, ("b", 2): replace(TARGET, optim__lr=3e-3)},
+                            {"a": [0, 1], ("b", 2): [4]}, workers=0, progress=False)
+    assert [r.seed for r in runs["a"]] == [0, 1] and [r.seed for r in runs["b", 2]] == [4]
+    assert runs["b", 2][0].cfg.optim.lr == 3e-3
+
+
 @pytest.mark.parametrize(("methods", "seeds", "message"), [
-    ({"a": 5}, [0], "method 'a' must be a RunCfg or a GrokTransfer, got a int"),
+    ({"a": 5}, [0], "method 'a' must be a RunCfg, a GrokTransfer, a Traced or a Merged run, "
+                    "got a int"),
     ({}, [0], "methods must map at least one name"),
     ({"a": TARGET}, [0, -1], "seed must be an integer in 0"),
     ({"a": TARGET}, "01", "seeds must be a sequence of integers"),
     ({"a": TARGET}, [0.5], "seed must be an integer in 0"),
+    ({"a": TARGET}, {"b": [0]}, r"seeds, a dict, must have one entry per method: \['a'\]"),
+    ({"a": TARGET}, {"a": [-1]}, "seed must be an integer in 0"),
 ])
 def test_a_race_checks_its_methods_and_seeds_before_training(methods, seeds, message):
     with pytest.raises(ValueError, match=message):

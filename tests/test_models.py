@@ -44,6 +44,28 @@ def test_block_last_only_matches_the_full_computation_at_the_last_position():
     torch.testing.assert_close(block(x, last_only=True)[:, 0], block(x)[:, -1])
 
 
+@pytest.mark.parametrize("last_only", [False, True])
+def test_block_is_multi_head_causal_attention_then_an_mlp(last_only):
+    """The block against PyTorch's own attention on the same weights: heads split and joined
+    in the same order, causal, scaled by sqrt(d_head); ``attention`` returns its weights."""
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    block = Block(d_model=12, n_heads=3, d_mlp=16, layer_norm=False)
+    x = torch.randn(5, 3, 12, dtype=torch.float64)
+    block = block.double()
+    q = block.query(x).view(5, 3, 3, 4).transpose(1, 2)
+    k, v = (t.view(5, 3, 3, 4).transpose(1, 2) for t in block.key_value(x).chunk(2, dim=-1))
+    attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    h = x + block.out(attended.transpose(1, 2).reshape(5, 3, 12))
+    expected = h + block.mlp(h)
+    got = block(x, last_only=last_only)
+    torch.testing.assert_close(got, expected[:, -1:] if last_only else expected)
+    weights = (q @ k.transpose(-1, -2) / 2.0).masked_fill(
+        torch.ones(3, 3, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+    torch.testing.assert_close(block.attention(x), weights)
+
+
 def test_attention_is_causal():
     torch.manual_seed(0)
     block = Block(d_model=8, n_heads=2, d_mlp=16, layer_norm=False)

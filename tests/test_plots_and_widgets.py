@@ -158,6 +158,28 @@ def test_seed_plot_shows_every_seed_and_the_count():
     plt.close(fig)
 
 
+def test_seed_plot_jitters_the_same_way_whatever_ran_before():
+    """Seaborn jitters strip plots with NumPy's global generator: the figure fixes it for its
+    own drawing, so the same data give the same picture, and leaves the generator as it was."""
+    import numpy as np
+
+    from grokbook.stats import Censored
+
+    def offsets():
+        fig, ax = plt.subplots()
+        plots.plot_seed_epochs(ax, {"a": Censored((10.0, None, 30.0), (100.0,) * 3)})
+        out = [c.get_offsets().tolist() for c in ax.collections]
+        plt.close(fig)
+        return out
+
+    first = offsets()
+    np.random.seed(123)  # noqa: NPY002 (the legacy generator is what seaborn uses)
+    after_seed = np.random.random()  # noqa: NPY002
+    np.random.seed(123)  # noqa: NPY002
+    assert offsets() == first
+    assert np.random.random() == after_seed  # noqa: NPY002
+
+
 def test_method_colours_are_stable_and_the_style_is_150_dpi():
     assert plots.method_colour("plain") == plots.method_colour("scratch")
     assert plots.method_colour("GrokTransfer") != plots.method_colour("plain")

@@ -96,6 +96,24 @@ def test_restricted_and_excluded_loss_on_a_pure_fourier_circuit():
         measures.restricted_loss(logits, answers, p, [7])
 
 
+@pytest.mark.parametrize("op", ["add", "mul"])
+def test_the_key_frequency_part_is_the_least_squares_projection(op):
+    """Computed by Gram-Schmidt (the same bits in every process), it is the projection that
+    least squares gives, also where the answers' waves are not orthogonal (a*b: 0 is the
+    answer of 2p - 1 pairs)."""
+    p, freqs = 13, [2, 5, 6]
+    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
+    answers = ((a + b) if op == "add" else (a * b)).flatten() % p
+    logits = torch.randn(p * p, p, generator=torch.Generator().manual_seed(0))
+    waves = measures._answer_waves(answers, p, freqs)
+    centred = logits.double() - logits.double().mean(dim=0)
+    expected = waves @ torch.linalg.lstsq(waves, centred).solution
+    part = measures.key_frequency_part(logits, answers, p, freqs)
+    assert torch.allclose(part, expected, atol=1e-12)
+    doubled = measures.key_frequency_part(logits, answers, p, freqs + freqs)
+    assert torch.allclose(doubled, expected, atol=1e-12)  # a repeated wave adds nothing
+
+
 def test_progress_measures_on_a_model_are_all_finite():
     data = modular_arithmetic("add", 11, 0.5, seed=0)
     model = experiments.build_model(RunCfg(data=ModularCfg("add", 11, 0.5),

@@ -264,6 +264,14 @@ def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():
     plt.close(fig)
     assert sizes == [45, 45 * 2.2, 45, 45]
     assert orders[1] < orders[0]
+    # a chain: B near A, C near B but not near A; C still rings B
+    near = plain.assign(method="TensorNorm", gflop=plain.gflop * 1.06)
+    nearer = plain.assign(method="NeuralGrok", gflop=plain.gflop * 1.12)
+    fig, ax = plt.subplots()
+    plots.plot_cost_gap(ax, pd.concat([plain, near, nearer], ignore_index=True), "gflop")
+    sizes = [float(c.get_sizes()[0]) for c in ax.collections]
+    plt.close(fig)
+    assert sizes == pytest.approx([45, 45 * 2.2, 45 * 3.4])
 
 
 # ---- FLOPs and a race --------------------------------------------------------------------------

@@ -71,12 +71,14 @@ def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def execute(chapter: str | Path, profile: str | None = None, output: str | Path | None = None,
-            progress: bool = False) -> Path:
+            progress: bool = False, cell_times: str | Path | None = None) -> Path:
     """Execute one chapter at ``profile`` and write it, cleaned, to ``output``.
 
     ``output`` None writes the chapter back in place (what ``make book`` does). At ``ci`` the
-    run cache is off unless ``$GROKBOOK_CACHE`` says otherwise. Raises
-    papermill's ``PapermillExecutionError`` when a cell fails, a claims cell included.
+    run cache is off unless ``$GROKBOOK_CACHE`` says otherwise. ``cell_times``: a CSV file
+    that gets one row per code cell (chapter, profile, cell number, cell id, seconds, the
+    cell's first line), appended, to find where a chapter spends its time. Raises papermill's
+    ``PapermillExecutionError`` when a cell fails, a claims cell included.
     """
     import papermill
 
@@ -113,11 +115,38 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
         if previous["GROKBOOK_CLAIMS_LOG"]:  # the caller's own log gets the lines too
             with open(previous["GROKBOOK_CLAIMS_LOG"], "a") as file:
                 file.write(claimed)
+    if cell_times is not None:
+        write_cell_times(notebook, path.stem, profile, Path(cell_times))
     nbformat.write(clean(notebook), str(output))
     if output.resolve() == path.resolve():
         record_runtime(path.stem, profile, seconds, trained if state != "off" else None, state)
         record_claims(path.stem, profile, [json.loads(line) for line in claimed.splitlines()])
     return output
+
+
+CELL_TIME_COLUMNS = ("chapter", "profile", "cell", "id", "seconds", "first_line")
+
+
+def write_cell_times(notebook: nbformat.NotebookNode, chapter: str, profile: str,
+                     path: Path) -> None:
+    """Append each code cell's seconds, from papermill's timing metadata, to the CSV ``path``
+    (written whole, atomically; a header when the file is new)."""
+    rows = []
+    for number, cell in enumerate(notebook.cells):
+        timing = cell.metadata.get("papermill", {})
+        if cell.cell_type != "code" or timing.get("duration") is None:
+            continue
+        first = next((line for line in cell.source.splitlines() if line.strip()), "")
+        rows.append({"chapter": chapter, "profile": profile, "cell": number,
+                     "id": cell.get("id", ""), "seconds": f"{float(timing['duration']):.2f}",
+                     "first_line": first[:80]})
+    earlier = path.read_text() if path.exists() else ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CELL_TIME_COLUMNS, lineterminator="\n")
+    if not earlier:
+        writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, (earlier + out.getvalue()).encode())
 
 
 def machine() -> str:

@@ -217,7 +217,7 @@ def _run(args: argparse.Namespace) -> int:
             stem = chapters.find_chapter(str(target)).stem
             output = f"{args.output_dir}/{stem}.{profiles.resolve(args.profile)}.ipynb"
         path = chapters.execute(target, profile=args.profile, output=output,
-                                progress=not args.quiet)
+                                progress=not args.quiet, cell_times=args.cell_times)
         print(f"executed {target} at profile {profiles.resolve(args.profile)} -> {path}")
     return 0
 
@@ -424,6 +424,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--output-dir", default="_build/executed",
                    help="where executed copies go unless --inplace (default: _build/executed)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--cell-times", default=None, metavar="FILE",
+                   help="append each code cell's seconds to this CSV file, for a chapter "
+                        "that runs to its end (where does a chapter spend its time?)")
     r.set_defaults(handler=_run)
 
     c = commands.add_parser("cache", help="the run cache: where it is, how big; clear it")

@@ -6,11 +6,14 @@ key). Chapters, widgets, the command line and the tests call these; nothing re-i
 
 - :func:`train_run`: one run of a :class:`~grokbook.config.RunCfg` from one seed (load or train);
 - :func:`train_stack`: several runs of one architecture as one vectorized ensemble;
-- :func:`grid`: a run per cell of a grid of settings, stacked where the data agree;
+- :func:`grid`: a run per cell of a grid of settings, the runs side by side;
 - :class:`GrokTransfer` and :func:`race`: methods side by side on the same seeds (plain
   training, GrokFast, GrokTransfer with its weak model), the heart of chapters 4 and 5, their
   runs trained side by side on the cores (:func:`run_all`);
-- :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training.
+- :func:`merged_transfer`: GrokTransfer whose ``A @ B`` becomes one matrix mid-training;
+- :func:`progress_run`: a run with every progress measure on its time axis (chapter 7);
+  :class:`Traced` and :class:`Merged` make these two methods that :func:`race` runs side by
+  side.
 
 Every single run trains on one thread (``grokbook.train.one_thread``), so that its numbers do not
 depend on the machine's core count; independent runs share the cores as processes of their own
@@ -265,13 +268,13 @@ def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str |
     on a cache hit, once."""
     if not isinstance(cfg, RunCfg):
         raise ValueError(f"cfg must be a RunCfg, got {type(cfg).__name__}")
-    found = _load_run(cfg, seed, start)
+    spec = _spec(cfg, seed, start, "single")
+    run_key = cache.key(spec)
+    found = _load_run(cfg, seed, start, run_key)
     if found is not None:
         if callback is not None:
             callback(found.history)
         return found
-    spec = _spec(cfg, seed, start, "single")
-    run_key = cache.key(spec)
     a = start.embedding(seed) if start is not None else None
     freeze = start.freeze_a if start is not None else False
     weak = start.source if start is not None else None
@@ -282,10 +285,12 @@ def train_run(cfg: RunCfg, seed: int, *, start: Start | None = None, desc: str |
     return Run(cfg, seed, history, model, run_key, weak=weak)
 
 
-def _load_run(cfg: RunCfg, seed: int, start: Start | None) -> Run | None:
-    """:func:`train_run`'s run if the run cache holds it, else None (nothing trained)."""
-    spec = _spec(cfg, seed, start, "single")
-    run_key = cache.key(spec)
+def _load_run(cfg: RunCfg, seed: int, start: Start | None,
+              run_key: str | None = None) -> Run | None:
+    """:func:`train_run`'s run if the run cache holds it, else None (nothing trained);
+    ``run_key``: its key, if the caller has it already."""
+    if run_key is None:
+        run_key = cache.key(_spec(cfg, seed, start, "single"))
     entry = cache.load(run_key)
     if entry is None:
         return None
@@ -318,10 +323,7 @@ def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str 
     all once it has finished, with the key frequencies of its final embedding
     (:func:`key_frequencies_of`). Cached like every run; not resumable mid-way (the copies
     live in memory)."""
-    if not isinstance(cfg, RunCfg) or not isinstance(cfg.data, ModularCfg) \
-            or isinstance(cfg.model, FNNCfg) and cfg.model.embedding != "learned":
-        raise ValueError("cfg must be a RunCfg of a modular task with a learned embedding")
-    spec = _spec(cfg, seed, None, "progress", share=share)
+    spec = _progress_spec(cfg, seed, share)
 
     def fit(model: nn.Module) -> History:
         data = make_data(cfg.data, seed)
@@ -354,6 +356,13 @@ def progress_run(cfg: RunCfg, seed: int, *, share: float = KEY_SHARE, desc: str 
     model, history = _cached(spec, lambda: build_model(cfg, seed), fit,
                              on_hit=lambda _history: hit.append(True))
     return Run(cfg, seed, history, model, cache.key(spec), cached=bool(hit))
+
+
+def _progress_spec(cfg: RunCfg, seed: int, share: float) -> dict[str, Any]:
+    if not isinstance(cfg, RunCfg) or not isinstance(cfg.data, ModularCfg) \
+            or isinstance(cfg.model, FNNCfg) and cfg.model.embedding != "learned":
+        raise ValueError("cfg must be a RunCfg of a modular task with a learned embedding")
+    return _spec(cfg, seed, None, "progress", share=share)
 
 
 def _stackable(cfgs: Sequence[RunCfg]) -> bool:
@@ -440,11 +449,17 @@ def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "st
 
 
 def grid(base: RunCfg, axes: dict[str, Sequence[Any]], seeds: Sequence[int] = (0,), *,
-         desc: str = "grid", progress: bool | None = None) -> dict[tuple, list[Run]]:
+         desc: str = "grid", progress: bool | None = None,
+         workers: int | None = None) -> dict[tuple, list[Run]]:
     """A run per cell of the grid ``axes`` (``{"optim__weight_decay": [...], "data__frac":
     [...]}``, fields as in :func:`grokbook.config.replace`) and per seed: ``{cell: [Run per
-    seed]}``, cells as tuples of the axes' values in order. Cells that share their data are
-    trained as one stack."""
+    seed]}``, cells as tuples of the axes' values in order.
+
+    Each run is :func:`train_run`'s, alone on one thread, the runs side by side on the cores
+    (:func:`run_all`; ``workers`` as there). Not one stack: a grid's cells stop at different
+    epochs (a weight decay of 0 may never generalize, 3 soon), and a stack trains until its
+    last member stops (chapter 1's weight decay x fraction grid: 130 s as stacks on two
+    threads, measured 2026-12-06)."""
     if not axes:
         raise ValueError("axes must name at least one field to vary")
     names = list(axes)
@@ -455,17 +470,13 @@ def grid(base: RunCfg, axes: dict[str, Sequence[Any]], seeds: Sequence[int] = (0
             raise ValueError(f"axis {name!r} has no values")
         cells = [cell + (v,) for cell in cells for v in values]
     cfgs = {cell: replace(base, **dict(zip(names, cell))) for cell in cells}
-    groups: dict[Any, list[tuple[tuple, int]]] = {}
-    for cell in cells:
-        for seed in seeds:
-            groups.setdefault((cfgs[cell].data, seed), []).append((cell, seed))
-    out: dict[tuple, list[Run]] = {cell: [] for cell in cells}
-    for members in groups.values():
-        runs = train_stack([cfgs[c] for c, _ in members], [s for _, s in members],
-                           desc=desc, progress=progress)
-        for (cell, _), run in zip(members, runs):
-            out[cell].append(run)
-    return out
+    seeds = list(seeds)
+    for seed in seeds:
+        check_seed(seed)
+    jobs = [(cfgs[cell], seed, desc) for cell in cells for seed in seeds]
+    runs = iter(run_all(jobs, workers=workers, progress=progress,
+                        desc=f"{len(jobs)} runs of {desc}"))
+    return {cell: [next(runs) for _ in seeds] for cell in cells}
 
 
 # ---- GrokTransfer and the race ----------------------------------------------------------------
@@ -489,33 +500,111 @@ class GrokTransfer:
                          progress=progress, callback=callback)
 
 
-Method = RunCfg | GrokTransfer
+@dataclass(frozen=True)
+class Traced:
+    """A run of ``cfg`` with every progress measure on its time axis (:func:`progress_run`), as
+    a method: :func:`race` and :func:`run_all` train traced runs side by side."""
+
+    cfg: RunCfg
+    share: float = KEY_SHARE
+
+    def __post_init__(self):
+        _progress_spec(self.cfg, 0, self.share)  # a bad cfg is refused here, not in a worker
+        if isinstance(self.share, bool) or not isinstance(self.share, (int, float)) \
+                or not 0 < self.share <= 1:
+            raise ValueError(f"share must be a number in (0, 1], got {self.share!r}")
+
+
+@dataclass(frozen=True)
+class Merged:
+    """GrokTransfer whose ``A @ B`` is merged into one matrix after ``merge_at`` epochs
+    (:func:`merged_transfer`), as a method: :func:`race` and :func:`run_all` train merged runs
+    side by side."""
+
+    method: GrokTransfer
+    merge_at: int
+
+    def __post_init__(self):
+        if not isinstance(self.method, GrokTransfer):
+            raise ValueError(f"method must be a GrokTransfer, got a {type(self.method).__name__}")
+        _check_merge_at(self.merge_at, self.method.target)
+
+
+def _check_merge_at(merge_at: int, target: RunCfg) -> None:
+    if isinstance(merge_at, bool) or not isinstance(merge_at, int) \
+            or not 0 < merge_at < target.budget.epochs:
+        raise ValueError(f"merge_at must be an integer strictly between 0 and the target's "
+                         f"epochs ({target.budget.epochs}), got {merge_at!r}")
+
+
+Recipe = RunCfg | GrokTransfer
+"""What the tuning grid, the regime map and the FLOP count take: a run or a GrokTransfer."""
+Method = RunCfg | GrokTransfer | Traced | Merged
+"""What :func:`race` and :func:`run_all` take."""
+METHOD_KINDS = (RunCfg, GrokTransfer, Traced, Merged)
 
 
 def run_method(method: Method, seed: int, *, desc: str = "", progress: bool | None = None,
                callback: Callable[[History], Any] | None = None) -> Run:
-    """One run of a method: a :class:`~grokbook.config.RunCfg` or a :class:`GrokTransfer`."""
+    """One run of a method: a :class:`~grokbook.config.RunCfg`, a :class:`GrokTransfer`, a
+    :class:`Traced` or a :class:`Merged` run (these two without ``callback``; a merged run's
+    progress bars name their part, not ``desc``)."""
+    if isinstance(method, (Traced, Merged)) and callback is not None:
+        raise ValueError(f"callback is not supported for a {type(method).__name__} run "
+                         "(only for a RunCfg or a GrokTransfer)")
     if isinstance(method, GrokTransfer):
         return method.run(seed, desc=desc or "GrokTransfer", progress=progress,
                           callback=callback)
+    if isinstance(method, Traced):
+        return progress_run(method.cfg, seed, share=method.share,
+                            desc=f"{desc or 'traced'} seed {seed}", progress=progress)
+    if isinstance(method, Merged):
+        return merged_transfer(method.method, seed, method.merge_at, progress=progress)
     return train_run(method, seed, desc=f"{desc} seed {seed}", progress=progress,
                      callback=callback)
 
 
 def cached_run(method: Method, seed: int) -> Run | None:
-    """:func:`run_method`'s run if the run cache holds all of it (a GrokTransfer's weak run
-    and its target), else None; nothing is trained."""
+    """:func:`run_method`'s run if the run cache holds all of it (for a GrokTransfer or a
+    Merged run, the weak run and the target), else None; nothing is trained."""
     with one_thread():
-        if isinstance(method, GrokTransfer):
-            weak = _load_run(method.weak, seed, None)
+        if isinstance(method, Traced):
+            spec = _progress_spec(method.cfg, seed, method.share)
+            found = _load(spec, lambda: build_model(method.cfg, seed))
+            return None if found is None else Run(method.cfg, seed, found[1], found[0],
+                                                  cache.key(spec), cached=True)
+        if isinstance(method, (GrokTransfer, Merged)):
+            recipe = method.method if isinstance(method, Merged) else method
+            weak = _load_run(recipe.weak, seed, None)
             if weak is None:
                 return None
-            return _load_run(method.target, seed, Start(weak, method.control, method.freeze_a))
+            start = Start(weak, recipe.control, recipe.freeze_a)
+            if isinstance(method, Merged):
+                return _load_merged(recipe.target, seed, start, method.merge_at)
+            return _load_run(recipe.target, seed, start)
         return _load_run(method, seed, None)
 
 
-def _train_job(job: tuple[Method, int, str]) -> Run:
-    method, seed, desc = job
+def _budget(method: Method) -> int:
+    """A job's epoch budget, the weak model's included: how long it may take."""
+    if isinstance(method, Traced):
+        return method.cfg.budget.epochs
+    recipe = method.method if isinstance(method, Merged) else method
+    if isinstance(recipe, GrokTransfer):
+        return recipe.weak.budget.epochs + recipe.target.budget.epochs
+    return recipe.budget.epochs
+
+
+def _weak_part(method: Method) -> RunCfg | None:
+    if isinstance(method, Merged):
+        return method.method.weak
+    return method.weak if isinstance(method, GrokTransfer) else None
+
+
+def _train_job(job: tuple[Method, int, str, tuple]) -> Run:
+    method, seed, desc, held = job
+    for run_key, history, state in held:  # finished in the parent: found here without disk
+        cache.remember(run_key, history, state)
     return run_method(method, seed, desc=desc, progress=False)
 
 
@@ -528,7 +617,9 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
     one after another here) or on the Dask cluster at ``scheduler``
     (``grokbook.sweep.map_cells``). The result is the same run for run whichever way, only
     the time differs; a run's ``seconds`` are its own on its thread, with the other runs on the
-    other cores. A run that fails is an error naming it."""
+    other cores. A run that fails is an error naming it. A GrokTransfer or Merged job whose
+    weak run is found here (in memory or in the run cache) takes it to its worker, so that a
+    worker does not train it again with the disk cache off."""
     from grokbook.engine import workers as default_workers
     from grokbook.sweep import CellError, check_options, map_cells
 
@@ -540,11 +631,23 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
     if scheduler is None and (processes <= 1 or len(todo) <= 1):
         for i in todo:  # one at a time here: no process to start for it
             method, seed, name = jobs[i]
-            runs[i] = run_method(method, seed, desc=name, progress=progress)
+            try:
+                runs[i] = run_method(method, seed, desc=name, progress=progress)
+            except Exception as error:
+                if hasattr(error, "add_note"):  # Python 3.11 and later
+                    error.add_note(f"while training {name} seed {seed}")
+                raise
         return runs
-    trained = map_cells(_train_job, [jobs[i] for i in todo],
-                        workers=min(processes, len(todo)), scheduler=scheduler,
-                        progress=progress, desc=desc)
+    todo.sort(key=lambda i: -_budget(jobs[i][0]))  # the longest first: the cores end together
+    cells = []
+    for i in todo:
+        method, seed, name = jobs[i]
+        weak_cfg = _weak_part(method)
+        weak = None if weak_cfg is None else cached_run(weak_cfg, seed)
+        held = () if weak is None else ((weak.key, weak.history, weak.model.state_dict()),)
+        cells.append((method, seed, name, held))
+    trained = map_cells(_train_job, cells, workers=min(processes, len(todo)),
+                        scheduler=scheduler, progress=progress, desc=desc)
     failed = []
     for i, run in zip(todo, trained):
         if isinstance(run, CellError):
@@ -559,26 +662,40 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
     return runs
 
 
-def race(methods: dict[str, Method], seeds: Sequence[int], *, workers: int | None = None,
-         progress: bool | None = None) -> dict[str, list[Run]]:
+def race(methods: dict[Any, Method], seeds: Sequence[int] | dict[Any, Sequence[int]], *,
+         workers: int | None = None, progress: bool | None = None) -> dict[Any, list[Run]]:
     """Every method on the same seeds: ``{name: [Run per seed]}``, the runs trained side by
-    side (:func:`run_all`; ``workers`` as there). A GrokTransfer run keeps its weak run
+    side (:func:`run_all`; ``workers`` as there). ``seeds``: one list for every method, or
+    ``{name: seeds}``, a list per method (a control on seeds of its own), so that one race
+    keeps the cores busy to its end. A GrokTransfer or Merged run keeps its weak run
     (``Run.weak``) so that costs include it."""
     if not isinstance(methods, dict) or not methods:
         raise ValueError("methods must map at least one name to a method")
     for name, method in methods.items():
-        if not isinstance(method, (RunCfg, GrokTransfer)):
-            raise ValueError(f"method {name!r} must be a RunCfg or a GrokTransfer, got a "
-                             f"{type(method).__name__}")
+        if not isinstance(method, METHOD_KINDS):
+            raise ValueError(f"method {name!r} must be a RunCfg, a GrokTransfer, a Traced or a "
+                             f"Merged run, got a {type(method).__name__}")
+    if isinstance(seeds, dict):
+        if set(seeds) != set(methods):
+            raise ValueError(f"seeds, a dict, must have one entry per method: "
+                             f"{sorted(map(str, methods))}, got {sorted(map(str, seeds))}")
+        lists = {name: _seed_list(seeds[name]) for name in methods}
+    else:
+        lists = dict.fromkeys(methods, _seed_list(seeds))
+    jobs = [(method, seed, str(name)) for name, method in methods.items()
+            for seed in lists[name]]
+    runs = iter(run_all(jobs, workers=workers, progress=progress,
+                        desc=f"{len(jobs)} runs of {', '.join(map(str, methods))}"))
+    return {name: [next(runs) for _ in lists[name]] for name in methods}
+
+
+def _seed_list(seeds: Sequence[int]) -> list[int]:
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise ValueError(f"seeds must be a sequence of integers, got {seeds!r}")
     seeds = list(seeds)
     for seed in seeds:
         check_seed(seed)
-    jobs = [(method, seed, str(name)) for name, method in methods.items() for seed in seeds]
-    runs = iter(run_all(jobs, workers=workers, progress=progress,
-                        desc=f"{len(jobs)} runs of {', '.join(map(str, methods))}"))
-    return {name: [next(runs) for _ in seeds] for name in methods}
+    return seeds
 
 
 @on_one_thread
@@ -590,18 +707,14 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
     transform restarts at the merge too (a NeuralGrok target keeps its inner split, drawn from
     ``seed``, and starts a new amplifier)."""
     target = method.target
-    if not 0 < merge_at < target.budget.epochs:
-        raise ValueError(f"merge_at must lie strictly between 0 and the target's epochs "
-                         f"({target.budget.epochs}), got {merge_at!r}")
+    _check_merge_at(merge_at, target)
     weak = train_run(method.weak, seed, desc=f"weak model seed {seed}", progress=progress)
     start = Start(weak, method.control, method.freeze_a)
+    found = _load_merged(target, seed, start, merge_at)
+    if found is not None:
+        return found
     spec = _spec(target, seed, start, "single", merge_at=merge_at)
-    run_key = cache.key(spec)
     model = build_model(target, seed, start.embedding(seed), start.freeze_a)
-    entry = cache.load(run_key)
-    if entry is not None:
-        return Run(target, seed, entry.history, _restore(transfer.merge(model), entry.state),
-                   run_key, cached=True, weak=weak)
     data = make_data(target.data, seed)
     before = replace(target, budget__epochs=merge_at, budget__stop_acc=None)
     first = _fit(before, model, data, f"before merging, seed {seed}", progress, None,
@@ -610,8 +723,20 @@ def merged_transfer(method: GrokTransfer, seed: int, merge_at: int, *,
     rest = _fit(after, transfer.merge(model), data, f"merged, seed {seed}", progress, None,
                 seed=seed)
     history = first.followed_by(rest)
+    run_key = cache.key(spec)
     cache.store(run_key, history, model.state_dict(), spec)
     return Run(target, seed, history, model, run_key, weak=weak)
+
+
+def _load_merged(target: RunCfg, seed: int, start: Start, merge_at: int) -> Run | None:
+    """:func:`merged_transfer`'s target run from ``start`` if the run cache holds it."""
+    spec = _spec(target, seed, start, "single", merge_at=merge_at)
+    found = _load(spec, lambda: transfer.merge(
+        build_model(target, seed, start.embedding(seed), start.freeze_a)))
+    if found is None:
+        return None
+    return Run(target, seed, found[1], found[0], cache.key(spec), cached=True,
+               weak=start.source)
 
 
 # ---- the XOR theory (chapter 3) ---------------------------------------------------------------
@@ -640,16 +765,23 @@ def _cached(spec: dict[str, Any], build: Callable[[], nn.Module],
     """Load-or-train for runs outside :func:`train_run`'s path (the XOR theory's networks, a
     :func:`progress_run`): ``spec`` (plain data) must decide the result; ``on_hit`` is called
     with a loaded History (a live widget's callback)."""
-    run_key = cache.key(spec)
-    model = build()
-    entry = cache.load(run_key)
-    if entry is not None:
+    found = _load(spec, build)
+    if found is not None:
         if on_hit is not None:
-            on_hit(entry.history)
-        return _restore(model, entry.state), entry.history
+            on_hit(found[1])
+        return found
+    model = build()
     history = fit(model)
-    cache.store(run_key, history, model.state_dict(), spec)
+    cache.store(cache.key(spec), history, model.state_dict(), spec)
     return model, history
+
+
+def _load(spec: dict[str, Any], build: Callable[[], nn.Module]
+          ) -> tuple[nn.Module, History] | None:
+    """The model (``build()`` with the stored tensors) and History stored under ``spec``'s
+    key, or None."""
+    entry = cache.load(cache.key(spec))
+    return None if entry is None else (_restore(build(), entry.state), entry.history)
 
 
 def _xor_spec(kind: str, P, data, seed: int, **more) -> dict[str, Any]:

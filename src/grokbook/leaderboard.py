@@ -30,7 +30,7 @@ from grokbook.checks import check_int
 from grokbook.config import RunCfg
 from grokbook.experiments import (
     GrokTransfer,
-    Method,
+    Recipe,
     build_model,
     make_data,
     make_transform,
@@ -50,14 +50,16 @@ UNITS = {"epochs": "epochs to 95% test", "time_gap": "time gap (epochs)",
 
 # ---- what a run costs, and the interval of a median ------------------------------------------
 
-def epoch_flops(method: Method, seed: int = 0) -> tuple[float, float]:
+def epoch_flops(method: Recipe, seed: int = 0) -> tuple[float, float]:
     """FLOPs of one training epoch of ``method``, counted by PyTorch's ``FlopCounterMode``
     (matrix products, forward and backward, the gradient transform's included: NeuralGrok's
     amplifier and its meta step every ``meta_every`` steps, on average): ``(the run's, its weak
     model's)``, the second 0 for a method without one. Counted as the difference between two
     short runs of ``k`` and ``2k`` epochs that evaluate only at their ends, so evaluations
     cancel out; full batch (one step per epoch). Element-wise work (AdamW, GrokFast's filters,
-    ReLU) is not counted."""
+    ReLU) is not counted, nor a Transformer's attention scores and weighted values: on three
+    positions ``grokbook.models.Block`` computes them as element-wise products (about 0.5% of a
+    step of chapter 5's one-layer Transformer)."""
     def per_epoch(cfg: RunCfg, a: torch.Tensor | None = None) -> float:
         period = getattr(cfg.grad_transform, "meta_every", 1)
         counts = []

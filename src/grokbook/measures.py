@@ -468,8 +468,20 @@ def key_frequency_part(logits: torch.Tensor, answers: torch.Tensor, p: int,
         return torch.zeros_like(logits, dtype=torch.float64)
     waves = _answer_waves(answers, p, freqs)
     centred = logits.double() - logits.double().mean(dim=0)
-    coefficients = torch.linalg.lstsq(waves, centred).solution
-    return waves @ coefficients
+    # The projection on the waves' span, by Gram-Schmidt in elementwise products and sums:
+    # LAPACK's least squares (MKL's, in PyTorch) rounds differently with the process's thread
+    # settings, which made a run's measures differ in a worker process and here.
+    basis: list[torch.Tensor] = []
+    for wave in waves.T:
+        for q in basis:
+            wave = wave - (q * wave).sum() * q
+        norm = wave.pow(2).sum().sqrt()
+        if norm > 1e-9 * math.sqrt(len(wave)):  # a wave the others already span adds nothing
+            basis.append(wave / norm)
+    part = torch.zeros_like(centred)
+    for q in basis:
+        part += q[:, None] * (q[:, None] * centred).sum(dim=0)
+    return part
 
 
 def restricted_loss(logits: torch.Tensor, answers: torch.Tensor, p: int, freqs) -> float:

@@ -7,6 +7,7 @@ several seeds are drawn as their median and a band from the lowest to the highes
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 
@@ -293,6 +294,19 @@ def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence
     return fig
 
 
+@contextlib.contextmanager
+def fixed_jitter(seed: int = 0):
+    """NumPy's global generator seeded for the block and restored after it, for seaborn's
+    strip plots, which jitter with it: the same data give the same picture every time,
+    whatever ran before."""
+    state = np.random.get_state()  # noqa: NPY002 (seaborn draws from the legacy generator)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
 def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test",
                      intervals: dict | None = None) -> plt.Axes:
     """Every seed of every method (``{method: stats.Censored}``): one dot per seed in the
@@ -310,9 +324,10 @@ def plot_seed_epochs(ax: plt.Axes, data: dict, label: str = "epochs to 95% test"
     for reached, marker, size in ((True, "o", 5), (False, ">", 7)):
         part = frame[frame.reached == reached]
         if len(part):
-            sns.stripplot(part, x="value", y="method", order=order, hue="method", palette=palette,
-                          legend=False, jitter=0.2, size=size, marker=marker, linewidth=0.6,
-                          edgecolor="black", ax=ax)
+            with fixed_jitter():
+                sns.stripplot(part, x="value", y="method", order=order, hue="method",
+                              palette=palette, legend=False, jitter=0.2, size=size,
+                              marker=marker, linewidth=0.6, edgecolor="black", ax=ax)
     for i, c in enumerate(data.values()):
         m = c.median()
         ax.plot([m.value, m.value], [i - 0.35, i + 0.35], color="black", linewidth=2)
@@ -364,11 +379,15 @@ def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
         cost, gap = (censored_of(runs, u).median() for u in (unit, "time_gap"))
         points.append((task, method, gap, cost))
     places = [(np.arcsinh(g.value / 10), np.log(c.value)) for _, _, g, c in points]
+    rings: list[int] = []
     for i, (task, method, gap, cost) in enumerate(points):
         # markers of one task that (nearly) coincide are drawn as rings around each other,
-        # the first smallest and on top, so that none hides another
-        under = sum(points[j][0] == task and abs(places[j][0] - places[i][0]) < OVERLAP
-                    and abs(places[j][1] - places[i][1]) < OVERLAP for j in range(i))
+        # the first smallest and on top, so that none hides another: each a ring wider than
+        # every earlier marker it nearly covers (a chain A~B~C gets three sizes)
+        under = max((rings[j] + 1 for j in range(i) if points[j][0] == task
+                     and abs(places[j][0] - places[i][0]) < OVERLAP
+                     and abs(places[j][1] - places[i][1]) < OVERLAP), default=0)
+        rings.append(under)
         colour = method_colour(method)
         ax.scatter([gap.value], [cost.value], marker=markers[task], s=45 * (1 + 1.2 * under),
                    facecolor="none" if cost.censored or gap.censored else colour,

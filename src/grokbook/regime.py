@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from grokbook.config import replace
-from grokbook.experiments import GrokTransfer, Method
+from grokbook.experiments import GrokTransfer, Recipe
 
 COMMITTED = Path(__file__).resolve().parent / "data" / "regime_book.csv"
 """The book profile's regime map, made by ``grokbook regime --profile book``."""
@@ -45,7 +45,7 @@ BOUND_WORDS = {"=": "", ">=": "at least ", "<=": "at most ", "?": "undetermined:
 """The same in words, for prose."""
 
 
-def methods_at(P, p: int, frac: float) -> dict[str, Method]:
+def methods_at(P, p: int, frac: float) -> dict[str, Recipe]:
     """Chapter 4's two methods on the regime's task with the table of ``p`` at training
     fraction ``frac`` (the weak model's data changes with the target's), untuned."""
     task = P.regime["task"]
@@ -125,14 +125,14 @@ def _reuse_key(role, p, frac, method, lr, weight_decay, seed, task, budget) -> t
             int(seed), str(task), int(budget))
 
 
-def regime_table(P, *, workers: int | None = 0, scheduler: str | None = None,
+def regime_table(P, *, workers: int | None = None, scheduler: str | None = None,
                  progress: bool | None = None, reuse: pd.DataFrame | None = None
                  ) -> pd.DataFrame:
     """The regime map of transfer profile ``P`` as one row per run (see the module docstring):
     first every candidate setting of both sides in every cell from the tuning seeds, then each
     side's best setting per cell from ``P.seeds``. Runs go through the run cache, on Dask
-    (``grokbook.sweep``: ``workers=0`` here, ``workers=N`` local processes, ``scheduler`` a
-    cluster).
+    (``grokbook.sweep``: by default one local one-thread process per core, ``workers=N`` that
+    many, ``workers=0`` here, ``scheduler`` a cluster).
 
     ``reuse``: an earlier map of the same profile (:func:`read`); a tuning run it holds (same
     p, fraction, method, lr, weight decay, seed, task and budget) is taken from it instead of

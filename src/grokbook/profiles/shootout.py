@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grokbook.config import BudgetCfg, FNNCfg, OptimCfg, RunCfg, replace
-from grokbook.experiments import GrokTransfer, Method
+from grokbook.experiments import GrokTransfer, Recipe
 from grokbook.profiles import neuralgrok as ch6
 from grokbook.profiles import transfer as ch4
 from grokbook.tasks import OPERATIONS
@@ -111,7 +111,7 @@ class Shootout:
                 return {"optim__lr": lr, "optim__weight_decay": wd}
         return {}
 
-    def method(self, task: str, method: str) -> Method:
+    def method(self, task: str, method: str) -> Recipe:
         """``method`` on ``task`` at its tuned (lr, weight decay)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
@@ -131,7 +131,7 @@ class Shootout:
         weak = replace(self.weak_mul if task == "mul" else self.weak, data=run.data)
         return GrokTransfer(weak, replace(run, **tuned))
 
-    def methods(self, task: str) -> dict[str, Method]:
+    def methods(self, task: str) -> dict[str, Recipe]:
         return {name: self.method(task, name) for name in METHODS}
 
 
