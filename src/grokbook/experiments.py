@@ -456,10 +456,12 @@ def grid(base: RunCfg, axes: dict[str, Sequence[Any]], seeds: Sequence[int] = (0
     seed]}``, cells as tuples of the axes' values in order.
 
     Each run is :func:`train_run`'s, alone on one thread, the runs side by side on the cores
-    (:func:`run_all`; ``workers`` as there). Not one stack: a grid's cells stop at different
-    epochs (a weight decay of 0 may never generalize, 3 soon), and a stack trains until its
-    last member stops (chapter 1's weight decay x fraction grid: 130 s as stacks on two
-    threads, measured 2026-12-06)."""
+    (:func:`run_all`; ``workers`` as there). Not stacks: a grid's cells stop at different
+    epochs (a weight decay of 0 may never generalize, 3 soon), the members that stop leave a
+    stack, and it ends as one long member on the caller's threads, while side by side both
+    cores stay busy (chapter 1's weight decay x fraction grid: 130 s as stacks on two
+    threads, 25 s side by side, the same epochs, measured 2026-12-06); and a run on one
+    thread is the same whatever the machine's core count."""
     if not axes:
         raise ValueError("axes must name at least one field to vary")
     names = list(axes)
@@ -470,13 +472,7 @@ def grid(base: RunCfg, axes: dict[str, Sequence[Any]], seeds: Sequence[int] = (0
             raise ValueError(f"axis {name!r} has no values")
         cells = [cell + (v,) for cell in cells for v in values]
     cfgs = {cell: replace(base, **dict(zip(names, cell))) for cell in cells}
-    seeds = list(seeds)
-    for seed in seeds:
-        check_seed(seed)
-    jobs = [(cfgs[cell], seed, desc) for cell in cells for seed in seeds]
-    runs = iter(run_all(jobs, workers=workers, progress=progress,
-                        desc=f"{len(jobs)} runs of {desc}"))
-    return {cell: [next(runs) for _ in seeds] for cell in cells}
+    return race(cfgs, seeds, workers=workers, progress=progress, desc=desc)
 
 
 # ---- GrokTransfer and the race ----------------------------------------------------------------
@@ -573,8 +569,8 @@ def cached_run(method: Method, seed: int) -> Run | None:
             found = _load(spec, lambda: build_model(method.cfg, seed))
             return None if found is None else Run(method.cfg, seed, found[1], found[0],
                                                   cache.key(spec), cached=True)
-        if isinstance(method, (GrokTransfer, Merged)):
-            recipe = method.method if isinstance(method, Merged) else method
+        recipe = _transfer_of(method)
+        if recipe is not None:
             weak = _load_run(recipe.weak, seed, None)
             if weak is None:
                 return None
@@ -585,20 +581,19 @@ def cached_run(method: Method, seed: int) -> Run | None:
         return _load_run(method, seed, None)
 
 
+def _transfer_of(method: Method) -> GrokTransfer | None:
+    """The GrokTransfer recipe of a GrokTransfer or Merged job, else None."""
+    if isinstance(method, Merged):
+        return method.method
+    return method if isinstance(method, GrokTransfer) else None
+
+
 def _budget(method: Method) -> int:
     """A job's epoch budget, the weak model's included: how long it may take."""
-    if isinstance(method, Traced):
-        return method.cfg.budget.epochs
-    recipe = method.method if isinstance(method, Merged) else method
-    if isinstance(recipe, GrokTransfer):
+    recipe = _transfer_of(method)
+    if recipe is not None:
         return recipe.weak.budget.epochs + recipe.target.budget.epochs
-    return recipe.budget.epochs
-
-
-def _weak_part(method: Method) -> RunCfg | None:
-    if isinstance(method, Merged):
-        return method.method.weak
-    return method.weak if isinstance(method, GrokTransfer) else None
+    return (method.cfg if isinstance(method, Traced) else method).budget.epochs
 
 
 def _train_job(job: tuple[Method, int, str, tuple]) -> Run:
@@ -642,8 +637,8 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
     cells = []
     for i in todo:
         method, seed, name = jobs[i]
-        weak_cfg = _weak_part(method)
-        weak = None if weak_cfg is None else cached_run(weak_cfg, seed)
+        recipe = _transfer_of(method)
+        weak = None if recipe is None else cached_run(recipe.weak, seed)
         held = () if weak is None else ((weak.key, weak.history, weak.model.state_dict()),)
         cells.append((method, seed, name, held))
     trained = map_cells(_train_job, cells, workers=min(processes, len(todo)),
@@ -663,12 +658,14 @@ def run_all(jobs: Sequence[tuple[Method, int, str]], *, workers: int | None = No
 
 
 def race(methods: dict[Any, Method], seeds: Sequence[int] | dict[Any, Sequence[int]], *,
-         workers: int | None = None, progress: bool | None = None) -> dict[Any, list[Run]]:
+         workers: int | None = None, progress: bool | None = None,
+         desc: str | None = None) -> dict[Any, list[Run]]:
     """Every method on the same seeds: ``{name: [Run per seed]}``, the runs trained side by
     side (:func:`run_all`; ``workers`` as there). ``seeds``: one list for every method, or
     ``{name: seeds}``, a list per method (a control on seeds of its own), so that one race
     keeps the cores busy to its end. A GrokTransfer or Merged run keeps its weak run
-    (``Run.weak``) so that costs include it."""
+    (``Run.weak``) so that costs include it. ``desc`` names the progress bar (default: the
+    methods)."""
     if not isinstance(methods, dict) or not methods:
         raise ValueError("methods must map at least one name to a method")
     for name, method in methods.items():
@@ -685,7 +682,7 @@ def race(methods: dict[Any, Method], seeds: Sequence[int] | dict[Any, Sequence[i
     jobs = [(method, seed, str(name)) for name, method in methods.items()
             for seed in lists[name]]
     runs = iter(run_all(jobs, workers=workers, progress=progress,
-                        desc=f"{len(jobs)} runs of {', '.join(map(str, methods))}"))
+                        desc=f"{len(jobs)} runs of {desc or ', '.join(map(str, methods))}"))
     return {name: [next(runs) for _ in lists[name]] for name in methods}
 
 
