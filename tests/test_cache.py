@@ -44,6 +44,18 @@ def test_the_key_covers_settings_and_code_version(disk_cache, monkeypatch):
     assert cache.key(spec) != before
 
 
+def test_the_key_covers_the_cpu_model(monkeypatch):
+    """A cache shared by machines of two CPU models (a cluster's home folder) serves neither
+    the other's runs: their BLAS libraries may round batched products differently."""
+    if torch.cuda.is_available():
+        pytest.skip("on a GPU the key names the GPU instead")
+    spec = {"run": "x", "seed": 0}
+    before = cache.key(spec)
+    other = cache.cpu_info()["model"] + " (another)"
+    monkeypatch.setattr(cache, "cpu_info", lambda: {"vendor": "another", "model": other})
+    assert cache.machine()["cpu"] == other and cache.key(spec) != before
+
+
 def test_a_stack_cached_on_other_threads_is_trained_afresh(disk_cache):
     """Two threads round a sum differently from one, so the thread count is in the key. A single
     run trains on one thread whatever torch is set to (test_experiments checks it); a stack
@@ -119,7 +131,13 @@ def test_the_code_version_follows_training_code_not_presentation(tmp_path, monke
     profile = copy / "profiles" / "grokking.py"
     profile.write_text(profile.read_text() + "\n# a profile edit: settings are in the keys\n")
     assert version() == before
-    (copy / "train.py").write_text((copy / "train.py").read_text() + "\n# a training edit\n")
+    train = copy / "train.py"
+    source = train.read_text()
+    first_def = source.index('    """', source.index("\ndef "))  # a function's docstring
+    train.write_text(source[:first_def] + '    """Reworded."""\n    # a comment\n'
+                     + source[first_def:] + "\n# a comment at the end\n")
+    assert version() == before  # docstrings and comments are not code
+    train.write_text(source + "\nLIMIT = 1\n")
     assert version() != before
 
 

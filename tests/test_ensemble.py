@@ -12,17 +12,23 @@ from grokbook.train import train
 
 FNN = {"d_embed": 8, "width": 32, "depth": 2}
 TRANSFORMER = {"d_model": 16, "n_heads": 2, "d_mlp": 32, "n_layers": 2}
+ONE_LAYER = {**TRANSFORMER, "n_layers": 1}  # keys looked up per token (Block.last_from_table)
 COLUMNS = ("train_loss", "train_acc", "test_loss", "test_acc", "weight_norm")
 
 
-def assert_same_run(alone, member):
+def assert_same_run(alone, member, rtol=1e-4, atol=1e-5):
+    """A stack member's History is its run alone's to float32 rounding. Not to the bit: that
+    holds on some CPUs only (the AVX-512 CPU this book was written on), while on an
+    AMD EPYC with AVX2 a batched matrix product or a stacked GrokFast filter rounds differently
+    from the single one (last digits of a loss, from the first epochs on)."""
     assert alone.epoch == member.epoch
     for column in COLUMNS:
         np.testing.assert_allclose(alone.column(column), member.column(column),
-                                   rtol=1e-4, atol=1e-5, err_msg=column)
+                                   rtol=rtol, atol=atol, err_msg=column)
 
 
-@pytest.mark.parametrize(("kind", "options"), [("fnn", FNN), ("transformer", TRANSFORMER)])
+@pytest.mark.parametrize(("kind", "options"), [("fnn", FNN), ("transformer", TRANSFORMER),
+                                               ("transformer", ONE_LAYER)])
 def test_each_member_matches_the_same_configuration_trained_alone(kind, options):
     # Settings away from the edge of stability, where float rounding would be amplified.
     seeds, lrs, wds, scales = [0, 1, 2], [3e-3, 1e-3, 3e-3], [1.0, 0.1, 0.0], [1.0, 0.5, 1.5]
@@ -84,8 +90,8 @@ def test_stacked_adamw_is_pytorchs_adamw_per_member():
         for k, (w, reference) in enumerate(zip(singles, references)):
             w.grad = gradient[k].clone()
             reference.step()
-    for k, w in enumerate(singles):
-        torch.testing.assert_close(stacked[k].detach(), w.detach())
+    for k, w in enumerate(singles):  # the same arithmetic: to the bit
+        torch.testing.assert_close(stacked[k].detach(), w.detach(), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("build", "message"), [
@@ -202,7 +208,7 @@ def test_members_that_stop_leave_the_stack_and_keep_their_parameters():
 def test_a_members_epoch_of_95_percent_agrees_with_its_run_alone_on_8_seeds():
     """On chapter 1's FNN at the ci size, each of 8 seeds (own init, own split) reaches 95% test
     within two evaluation intervals of the same seed trained alone, and the stack repeats bit for
-    bit. On one thread a member *is* its run alone: every recorded number the same."""
+    bit. On one thread a member's recorded numbers are its run alone's to float32 rounding."""
     from grokbook.experiments import build_model, make_data, train_options
     from grokbook.measures import epochs_to
     from grokbook.profiles.grokking import CI
@@ -222,30 +228,34 @@ def test_a_members_epoch_of_95_percent_agrees_with_its_run_alone_on_8_seeds():
             assert a.column(column) == b.column(column)
     if torch.get_num_threads() == 1:  # as under `make test`; more threads split work otherwise
         for a, m in zip(alone, stack):
-            for column in COLUMNS:
-                assert a.column(column) == m.column(column), column
+            assert_same_run(a, m, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["fnn", "transformer"])
-def test_on_one_thread_a_member_is_its_run_alone_to_the_bit(kind):
-    """Same gradients (the batched forward and backward) and PyTorch's AdamW to the bit
-    (StackedAdamW), with warm-up, minibatches and a GrokFast filter."""
+@pytest.mark.parametrize("kind", ["fnn", "transformer", "one-layer transformer"])
+def test_on_one_thread_a_member_is_its_run_alone_to_float_rounding(kind):
+    """Same gradients (the batched forward and backward, to float32 rounding) and PyTorch's
+    AdamW arithmetic (StackedAdamW), with warm-up, minibatches and a GrokFast filter; the
+    stack itself repeats bit for bit."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        options = FNN if kind == "fnn" else TRANSFORMER
+        options = {"fnn": FNN, "transformer": TRANSFORMER}.get(kind, ONE_LAYER)
         datas = [modular_arithmetic("add", 17, 0.5, seed=s) for s in range(3)]
-        build = lambda s: make_model(kind, 17, 17, seed=s, **options)  # noqa: E731
+        model_kind = "fnn" if kind == "fnn" else "transformer"
+        build = lambda s: make_model(model_kind, 17, 17, seed=s, **options)  # noqa: E731
         settings = {"epochs": 12, "lr": [1e-2, 3e-3, 1e-3], "weight_decay": [1.0, 0.0, 3.0],
                     "warmup_steps": 5, "batch_size": 64, "eval_every": 3, "progress": False}
         stack = train([build(s) for s in range(3)], datas, seed=[0, 1, 2],
+                      grad_transform=GrokFastEMA(), **settings)
+        again = train([build(s) for s in range(3)], datas, seed=[0, 1, 2],
                       grad_transform=GrokFastEMA(), **settings)
         for s in range(3):
             alone = train(build(s), datas[s], seed=s, grad_transform=GrokFastEMA(),
                           **{**settings, "lr": settings["lr"][s],
                              "weight_decay": settings["weight_decay"][s]})
+            assert_same_run(alone, stack[s], rtol=1e-5, atol=0)
             for column in COLUMNS:
-                assert alone.column(column) == stack[s].column(column), column
+                assert again[s].column(column) == stack[s].column(column), column
     finally:
         torch.set_num_threads(threads)
 
@@ -254,7 +264,7 @@ def test_on_one_thread_a_member_is_its_run_alone_to_the_bit(kind):
 def test_single_model_transforms_serve_a_stack_one_per_member(transform):
     """NeuralGrok (its meta step included) and per-tensor normalisation, one per member via
     PerMember, each member on its own inner split: on one thread each member is its run alone
-    to the bit, and a member that stops takes its transform out of the stack."""
+    to float32 rounding, and a member that stops takes its transform out of the stack."""
     from grokbook.ensemble import PerMember
     from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 
@@ -278,10 +288,10 @@ def test_single_model_transforms_serve_a_stack_one_per_member(transform):
             data, alone_transform = build(s)
             alone = train(make_model("fnn", 17, 17, seed=s, **FNN), data, seed=s,
                           grad_transform=alone_transform, **settings)
-            for column in COLUMNS:
-                assert alone.column(column) == stack[s].column(column), column
+            assert_same_run(alone, stack[s], rtol=1e-5, atol=0)
             if transform == "NeuralGrok":
-                assert parts[s][1].outer_losses == alone_transform.outer_losses
+                np.testing.assert_allclose(parts[s][1].outer_losses,
+                                           alone_transform.outer_losses, rtol=1e-5)
     finally:
         torch.set_num_threads(threads)
     with pytest.raises(ValueError, match="PerMember holds 3 transforms, but the stack has 2"):

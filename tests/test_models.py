@@ -44,6 +44,41 @@ def test_block_last_only_matches_the_full_computation_at_the_last_position():
     torch.testing.assert_close(block(x, last_only=True)[:, 0], block(x)[:, -1])
 
 
+
+@pytest.mark.parametrize("layer_norm", [False, True])
+@pytest.mark.parametrize("low_rank", [False, True])
+def test_a_one_layer_transformer_looks_its_keys_up_with_the_same_numbers(layer_norm, low_rank):
+    """A one-block Transformer computes keys, values and the "=" query once per (token,
+    position) and looks them up (Block.last_from_table): the logits and every gradient are
+    those of the block run on each sequence's rows, to float32 rounding, with the learned
+    embedding and with GrokTransfer's A @ B."""
+    from grokbook.transfer import LowRankEmbedding
+
+    model = make_model("transformer", 13, 13, seed=2, d_model=16, n_heads=4, d_mlp=32,
+                       layer_norm=layer_norm)
+    if low_rank:
+        model.embed = LowRankEmbedding(torch.randn(14, 3), 16, seed=1)
+    tokens = torch.cartesian_prod(torch.arange(13), torch.arange(13))
+    labels = (tokens[:, 0] + tokens[:, 1]) % 13
+
+    def by_rows(x):
+        h = model.blocks[0](model._embed(x), last_only=True)
+        return model.unembed(model.ln_final(h[:, -1]))
+
+    grads = []
+    for forward in (model, by_rows):
+        model.zero_grad()
+        logits = forward(tokens)
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        grads.append((logits.detach(), [p.grad.clone() for p in model.parameters()
+                                        if p.grad is not None]))
+    (table_logits, table_grads), (row_logits, row_grads) = grads
+    torch.testing.assert_close(table_logits, row_logits, rtol=1e-5, atol=1e-6)
+    assert len(table_grads) == len(row_grads) >= 7
+    for a, b in zip(table_grads, row_grads):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("last_only", [False, True])
 def test_block_is_multi_head_causal_attention_then_an_mlp(last_only):
     """The block against PyTorch's own attention on the same weights: heads split and joined

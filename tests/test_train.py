@@ -200,6 +200,26 @@ def test_a_run_too_large_for_memory_is_refused_with_its_estimate(monkeypatch):
     assert len(train(model, data, epochs=1, progress=False)) == 2
 
 
+def test_the_memory_estimate_counts_a_per_token_table_once(monkeypatch):
+    """A one-layer Transformer computes its keys once per token (models.Block.last_from_table):
+    the memory estimate grows per example with what each example adds, not with the table,
+    so its slope stays below the two-layer model's, which computes them per example."""
+    train_module = importlib.import_module("grokbook.train")  # the package exports train()
+
+    needed = []
+    monkeypatch.setattr(train_module, "check_memory",
+                        lambda n, what, device=None: needed.append(n))
+    data = modular_arithmetic("add", 97, 0.5)
+    slopes = {}
+    for layers in (1, 2):
+        model = make_model("transformer", 97, 97, d_model=32, n_heads=4, d_mlp=64,
+                           n_layers=layers)
+        for rows in (1000, 2000):
+            train_module.check_run_memory(model, data, batch_rows=rows)
+        slopes[layers] = (needed[-1] - needed[-2]) / 1000
+    assert 0 < slopes[1] < slopes[2], slopes
+
+
 @pytest.mark.parametrize(("options", "message"), [
     ({"lr": [1e-2, -1.0]}, "lr must be a finite number"),
     ({"lr": [1e-2, float("nan")]}, "lr must be a finite number"),

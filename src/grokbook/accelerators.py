@@ -62,7 +62,8 @@ def _lambdas(lamb: float | Sequence[float]) -> float | list[float]:
 def _amplify(grads: list[torch.Tensor], slow: list[torch.Tensor],
              lamb: float | list[float]) -> None:
     """``g <- g + lamb * slow`` for every gradient; with one lambda per member, member by
-    member (each member's slice is the tensor its run alone would have: the same arithmetic)."""
+    member (each member's slice is the tensor its run alone would have: the same operations,
+    though on some CPUs a stack rounds otherwise, ``grokbook.engine``)."""
     if not isinstance(lamb, list):
         torch._foreach_add_(grads, slow, alpha=lamb)
         return
@@ -97,7 +98,7 @@ def _check_model(shapes: dict[str, tuple], model: nn.Module) -> None:
 class GrokFastEMA:
     """GrokFast's exponential-moving-average filter (see the module's docstring)."""
 
-    stackable = True  # elementwise: serves a stack of models, each member filtered alone
+    stackable = True  # elementwise: serves a stack of models, each member filtered as alone
 
     def __init__(self, alpha: float = 0.98, lamb: float | Sequence[float] = 2.0):
         self.alpha = validate("alpha", alpha, "alpha")
@@ -143,7 +144,7 @@ class GrokFastMA:
     docstring); with ``warmup`` (the default, as in the reference code) nothing is amplified
     until the window is full."""
 
-    stackable = True  # elementwise: serves a stack of models, each member filtered alone
+    stackable = True  # elementwise: serves a stack of models, each member filtered as alone
 
     def __init__(self, window: int = 100, lamb: float | Sequence[float] = 5.0,
                  warmup: bool = True):

@@ -1,15 +1,15 @@
 """The run cache: load a finished run instead of training it again.
 
 Every run of the experiments layer is stored under a key that hashes everything that decides its
-result: its full settings, its seed, how it was started (a transfer's source run, say), and the
-package's *code version* (a hash of every source file of ``grokbook`` that can change what a run
-computes, and the torch version) and what of the machine changes its rounding (:func:`machine`: the
-device, the CPU kernels, the thread count), so an entry is never stale: change any line of training
-code and old entries are simply not found (editing a figure or a chapter's profile keeps them). An
-entry is two files, written atomically: ``KEY.npz`` with the model's tensors (read back with
-``allow_pickle=False``) and ``KEY.json`` with the History, the spec and the tensors' SHA-256,
-written last. A file that does not parse, does not match its key or its checksum is reported and
-recomputed, never trusted.
+result: its full settings, its seed, how it was started (a transfer's source run, say), the
+package's *code version* (a hash of the code, docstrings and comments left out, of every source
+file of ``grokbook`` that can change what a run computes, and the torch version) and what of the
+machine changes its rounding (:func:`machine`: the device, the CPU kernels, the thread count), so
+an entry is never stale: change any line of training code and old entries are simply not found
+(editing a docstring, a figure or a chapter's profile keeps them). An entry is two files, written
+atomically: ``KEY.npz`` with the model's tensors (read back with ``allow_pickle=False``) and
+``KEY.json`` with the History, the spec and the tensors' SHA-256, written last. A file that does
+not parse, does not match its key or its checksum is reported and recomputed, never trusted.
 
 Where: ``$GROKBOOK_CACHE`` (a folder, or ``off``), else ``.cache/grokbook`` in the repository
 when the package runs from a checkout, else ``~/.cache/grokbook``. The tests run with it off.
@@ -17,6 +17,7 @@ when the package runs from a checkout, else ``~/.cache/grokbook``. The tests run
 
 from __future__ import annotations
 
+import ast
 import copy
 import hashlib
 import io
@@ -55,14 +56,29 @@ SELECTION = ("cache.py", "engine.py", "grids.py", "profiles/", "regime.py", "swe
 @cache
 def code_version() -> str:
     """A hash of the package's training source files (all but :data:`PRESENTATION` and
-    :data:`SELECTION`) and the torch version: part of every key."""
+    :data:`SELECTION`), as code (:func:`code_of`), and the torch version: part of every key."""
     digest = hashlib.sha256(torch.__version__.encode())
     for path in sorted(PACKAGE.rglob("*.py")):
         if not is_training_source(path.relative_to(PACKAGE).as_posix()):
             continue
         digest.update(path.relative_to(PACKAGE).as_posix().encode())
-        digest.update(path.read_bytes())
+        digest.update(code_of(path.read_bytes()))
     return digest.hexdigest()[:16]
+
+
+class _NoDocstrings(ast.NodeTransformer):
+    def visit_Expr(self, node: ast.Expr) -> ast.Expr | None:
+        """A statement that is only a string (a docstring, an attribute's doc) does nothing."""
+        if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+            return None
+        return node
+
+
+def code_of(source: bytes) -> bytes:
+    """What of a source file can change a run: its syntax tree without docstrings, so that
+    editing a docstring, a comment or the layout of training code keeps every cached run (the
+    tree comes from this Python's parser; another Python version may give other keys)."""
+    return ast.dump(_NoDocstrings().visit(ast.parse(source))).encode()
 
 
 def is_training_source(name: str) -> bool:
@@ -85,16 +101,39 @@ def location() -> Path | None:
     return Path.home() / ".cache" / "grokbook"
 
 
+@cache
+def cpu_info() -> dict[str, str]:
+    """The CPU's maker and model as Linux reports them (``/proc/cpuinfo``'s ``vendor_id`` and
+    ``model name``), else what :mod:`platform` knows."""
+    import platform
+
+    found = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() in ("vendor_id", "model name"):
+                found.setdefault(name.strip(), value.strip())
+    except OSError:
+        pass
+    return {"vendor": found.get("vendor_id") or platform.machine(),
+            "model": found.get("model name") or platform.processor() or platform.machine()}
+
+
 def machine() -> dict[str, Any]:
     """What besides the settings and the code decides a run's last bits, and so is part of
     every key: the device kind training picks (``train.resolve_device("auto")``), and on a CPU
-    the kernel set torch dispatches to (``ATEN_CPU_CAPABILITY``: default, AVX2, AVX-512) and the
-    number of threads (a sum split over two threads rounds differently). A run cached on two
-    threads is then not served to a one-thread process, whose own run would differ: the cache
-    never changes a result, it only saves recomputing it."""
+    its model (the BLAS library picks its kernels by the CPU it finds, whatever
+    ``ATEN_CPU_CAPABILITY`` says: a stack member matched its run alone to the bit on the
+    AVX-512 CPU this book was written on, not on an AMD EPYC with AVX2), the kernel set torch
+    dispatches to (``ATEN_CPU_CAPABILITY``: default, AVX2, AVX-512) and the number of threads
+    (a sum split over two threads rounds differently). A run cached on two threads is then not
+    served to a one-thread process, whose own run would differ, nor one cached on one CPU
+    model to another sharing the cache folder (a cluster's home): the cache never changes a
+    result, it only saves recomputing it."""
     if torch.cuda.is_available():
         return {"device": "cuda", "gpu": torch.cuda.get_device_name()}
-    return {"device": "cpu", "kernel": torch.backends.cpu.get_cpu_capability(),
+    return {"device": "cpu", "cpu": cpu_info()["model"],
+            "kernel": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
 
 

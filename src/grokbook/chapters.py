@@ -153,8 +153,10 @@ def machine() -> str:
     """A short description of this machine for the runtimes table."""
     import torch
 
-    return (f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} on "
-            f"{torch.get_num_threads()} threads")
+    from grokbook.cache import cpu_info
+
+    return (f"{platform.machine()} ({cpu_info()['model']}), {os.cpu_count()} cores, torch "
+            f"{torch.__version__} on {torch.get_num_threads()} threads")
 
 
 def record_runtime(chapter: str, profile: str, seconds: float, runs_trained: int | None,

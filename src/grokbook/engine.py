@@ -1,8 +1,13 @@
 """How to train many runs on this machine: processes of one thread each, stacks of a measured size.
 
-On one thread a member of a stack follows its run alone to the bit (``grokbook.ensemble``), so
-how runs are grouped into stacks changes no result, only the time they take. The engine is
-therefore free to choose, and chooses by measuring:
+On one thread a member of a stack follows its run alone to float32 rounding
+(``grokbook.ensemble``): to the bit on the AVX-512 CPU this book was written on; on an
+AMD EPYC (AVX2) a stack's batched products and GrokFast filters round differently from a single
+run's in the last digits, while members of stacks of any size two and up still agree with each
+other (checked 2026-12-06). So how runs are grouped into stacks changes the time they take, and
+on some CPUs the last bits of a run trained alone or stacked, which can move a measured epoch
+by an evaluation where a run sits at its tipping point; the table's ``stack`` column says which
+it was. The engine chooses by measuring:
 
 - **processes**: one per core, each on one thread (:func:`grokbook.sweep.default_workers`;
   ``grokbook bench`` finds two one-thread processes faster than one two-thread process on every

@@ -150,7 +150,9 @@ class StackedAdamW:
     bit: the per-member factors are formed in double precision as PyTorch forms its Python
     scalars, rounded to the parameters' precision, and applied in the same order (``addcdiv``
     computes ``p + (value * m) / denom``). Since a stack's forward and backward give each member
-    the gradients it would get alone, a member follows its run alone step for step."""
+    the gradients it would get alone (to float32 rounding: batched products may round
+    differently from single ones, ``grokbook.engine``), a member follows its run alone step
+    for step."""
 
     def __init__(self, params: list[torch.Tensor], lr: torch.Tensor, weight_decay: torch.Tensor,
                  betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-8):

@@ -50,6 +50,7 @@ from grokbook.config import (
     RunCfg,
     TransformerCfg,
     VectorFNNCfg,
+    fingerprint,
     replace,
     to_dict,
 )
@@ -419,8 +420,9 @@ def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "st
     one. Cached as a whole: when every member is in the cache they are loaded, else all are
     trained together, so a stack's numbers never depend on what happened to be cached. A stack
     trains on the caller's threads (its batched products gain from every one), and the thread
-    count is in its key; on one thread a member's numbers are its run alone's
-    (``grokbook.ensemble``), on more they can differ in the last bits."""
+    count and the whole stack are in each member's key; on one thread a member's numbers are
+    its run alone's to float32 rounding (to the bit on some CPUs, ``grokbook.engine``), on
+    more threads they can differ in the last bits on any CPU."""
     cfgs, seeds = list(cfgs), list(seeds)
     if len(cfgs) != len(seeds) or not cfgs:
         raise ValueError(f"cfgs and seeds must be non-empty and of equal length, got "
@@ -428,7 +430,10 @@ def train_stack(cfgs: Sequence[RunCfg], seeds: Sequence[int], *, desc: str = "st
     if not _stackable(cfgs):
         return [train_run(c, s, desc=f"{desc} seed {s}", progress=progress)
                 for c, s in zip(cfgs, seeds)]
-    specs = [_spec(c, s, None, "stack") for c, s in zip(cfgs, seeds)]
+    # A member is keyed by its whole stack: on some CPUs a stack rounds otherwise than its
+    # runs alone (grokbook.engine), so a member is served only to the stack that made it.
+    together = fingerprint([{"run": to_dict(c), "seed": s} for c, s in zip(cfgs, seeds)])
+    specs = [_spec(c, s, None, "stack", stack=together) for c, s in zip(cfgs, seeds)]
     keys = [cache.key(spec) for spec in specs]
     entries = [cache.load(k) for k in keys]
     models = [build_model(c, s) for c, s in zip(cfgs, seeds)]

@@ -11,9 +11,10 @@ by default, or an existing cluster (``--scheduler tcp://HOST:8786``; the README 
 for Slurm with ``dask-jobqueue``).
 
 Cells that differ only in learning rate, weight decay, init scale and seed train together as
-stacks (``grokbook.engine``: on a worker's one thread a stack member is its run alone to the
-bit, so stacking changes no epoch, only the time; the engine measures which stack size pays
-for the model at hand). A stacked cell's ``seconds`` is the stack's wall time shared out by
+stacks (``grokbook.engine``: on a worker's one thread a stack member is its run alone to
+float32 rounding, to the bit on some CPUs, so stacking changes the time, not the epochs, but
+where rounding tips a run one evaluation sooner or later; the engine measures which stack size
+pays for the model at hand). A stacked cell's ``seconds`` is the stack's wall time shared out by
 the members' steps, and its ``stack`` column says how many cells trained together; ``--stack
 1`` trains every cell alone (through the run cache, where a chapter asking for the same run
 later finds it) and measures each run's own time.
@@ -171,7 +172,7 @@ def run_stack(cells: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     from grokbook.experiments import train_stack
     from grokbook.train import one_thread
 
-    with one_thread():  # where a member is its run alone to the bit
+    with one_thread():  # where a member is its run alone to float32 rounding
         runs = train_stack([run_settings(c) for c in cells], [c["seed"] for c in cells],
                            progress=False)
     steps = [max(r.history.config.get("steps", r.history.epoch[-1]), 1) for r in runs]

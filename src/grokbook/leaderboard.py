@@ -58,8 +58,9 @@ def epoch_flops(method: Recipe, seed: int = 0) -> tuple[float, float]:
     short runs of ``k`` and ``2k`` epochs that evaluate only at their ends, so evaluations
     cancel out; full batch (one step per epoch). Element-wise work (AdamW, GrokFast's filters,
     ReLU) is not counted, nor a Transformer's attention scores and weighted values: on three
-    positions ``grokbook.models.Block`` computes them as element-wise products (about 0.5% of a
-    step of chapter 5's one-layer Transformer)."""
+    positions ``grokbook.models.Block`` computes them as element-wise products (a small share of a
+    step; a one-layer Transformer also computes its keys once per token, so most of its
+    counted work is the output projection, the MLP and the unembedding)."""
     def per_epoch(cfg: RunCfg, a: torch.Tensor | None = None) -> float:
         period = getattr(cfg.grad_transform, "meta_every", 1)
         counts = []

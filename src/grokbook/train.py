@@ -164,29 +164,42 @@ def check_run_memory(model: nn.Module, data, batch_rows: int | None = None, copi
     """Refuse a run whose activations and AdamW state would not fit the device's memory (see
     ``grokbook.checks.check_memory``; ``GROKBOOK_MEMORY_CHECK=off`` lifts the bound).
 
-    The activations of one example are measured by a forward pass on it (no gradients, no
-    randomness), then scaled: ``batch_rows`` examples (default: the whole training set) kept
-    for backward, the largest layer's output for a whole split at evaluation, times
-    ``copies`` (the members of an ensemble)."""
-    outputs: list[int] = []
-
-    def count(_module, _inputs, output):
-        if isinstance(output, torch.Tensor):
-            outputs.append(output.numel() * output.element_size())
-
+    The activations are measured by forward passes on one and on two examples (no gradients,
+    no randomness): their difference is what each example adds, the rest a cost paid once per
+    pass (a one-layer Transformer's table of keys per token, ``models.Block.last_from_table``).
+    Then scaled: ``batch_rows`` examples (default: the whole training set) kept for backward,
+    the largest layer's output for a whole split at evaluation, times ``copies`` (the members
+    of an ensemble)."""
     where = next((p.device for p in model.parameters()), data.x_train.device)
     leaves = [m for m in model.modules() if not any(m.children())] or [model]
-    hooks = [m.register_forward_hook(count) for m in leaves]
-    try:
-        with torch.no_grad():
-            model(data.x_train[:1].to(where))
-    finally:
-        for hook in hooks:
-            hook.remove()
+
+    def layer_outputs(n: int) -> list[int]:
+        outputs: list[int] = []
+
+        def count(_module, _inputs, output):
+            if isinstance(output, torch.Tensor):
+                outputs.append(output.numel() * output.element_size())
+
+        hooks = [m.register_forward_hook(count) for m in leaves]
+        try:
+            with torch.no_grad():
+                model(data.x_train[:n].to(where))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return outputs
+
+    one = layer_outputs(1)
+    two = layer_outputs(2) if len(data.x_train) >= 2 else []
+    if len(two) == len(one):
+        each = [max(b - a, 0) for a, b in zip(one, two)]
+        once = sum(a - e for a, e in zip(one, each))
+    else:
+        each, once = one, 0
     rows = max(len(data.y_train), len(data.y_test))
     batch = len(data.y_train) if batch_rows is None else min(batch_rows, len(data.y_train))
     parameters = sum(p.numel() * p.element_size() for p in model.parameters())
-    needed = copies * (3 * batch * sum(outputs) + 2 * rows * max(outputs, default=0)
+    needed = copies * (3 * (batch * sum(each) + once) + 2 * (rows * max(each, default=0) + once)
                        + 4 * parameters)
     check_memory(needed, f"training {copies} x {type(model).__name__} on {batch:,} examples "
                  "at once", device)
@@ -280,8 +293,10 @@ def train(
     the stack, so that it stops costing; the run ends when every member has stopped. Each
     History's ``seconds`` is the whole stack's. A stack trains with its own AdamW and without
     checkpoints: ``optimizer`` and ``checkpoint`` are for single runs. On one thread, a member's
-    History is the one its run alone gives, to the bit (the same gradients, and PyTorch's AdamW
-    arithmetic); on more threads the batched kernels may split sums differently.
+    History is the one its run alone gives to float32 rounding (the same gradients, and
+    PyTorch's AdamW arithmetic): to the bit on some CPUs, in the last digits on others, whose
+    batched products round differently from single ones (``grokbook.engine``); on more threads
+    the batched kernels may also split sums differently.
 
     Args:
         model: maps a batch of inputs to logits; trained in place. Or a list of such models.
