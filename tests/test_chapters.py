@@ -80,6 +80,23 @@ def test_runtimes_keep_one_row_per_chapter_profile_and_cache_state(tmp_path):
     assert not list(tmp_path.glob("*.tmp*"))
 
 
+def test_the_runtimes_machine_names_the_cpu_model_and_a_gpu(monkeypatch):
+    """Rows of two machines must be told apart: the machine column names the CPU model, the
+    core count, the torch build and the threads, and a GPU when there is one."""
+    import torch
+
+    from grokbook import cache
+
+    monkeypatch.setattr(cache, "cpu_model", lambda: "Some CPU 9000")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu_only = chapters.machine()
+    assert "(Some CPU 9000)" in cpu_only and "GPU" not in cpu_only
+    assert f"torch {torch.__version__} on {torch.get_num_threads()} threads" in cpu_only
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda: "Some GPU")
+    assert ", GPU Some GPU, torch" in chapters.machine()
+
+
 def test_claims_keep_one_set_per_chapter_and_profile(tmp_path):
     import csv
 

@@ -1,6 +1,6 @@
 """Benchmarks of the training engine on this machine (figures to report, not tests to pass).
 
-    grokbook bench            # a few minutes
+    grokbook bench            # minutes (about 7 on the book's 2-core AVX-512 machine)
     grokbook bench --quick    # seconds: a smoke run of every benchmark
 
 1. The Nanda et al. setup (a+b mod 113, 30% train, 1-layer Transformer, d_model 128, 4 heads,
@@ -12,11 +12,16 @@
    GFLOP/s on this machine.
 3. N small models trained one by one through ``train``'s single-run path (on 1 and on 2
    threads) against the same work as stacks (``train`` given a list of models: one vectorized
-   ensemble) and in two one-thread processes: (a) 32 weak FNNs (d_embed 6, width 16, a+b mod 97,
-   30% train), (b) 8 target FNNs (d_embed 32, width 128, depth 3), (c) 8 one-layer Transformers
-   (d_model 64, a+b mod 59, 50% train), (d) a 4 x 6 (lr, weight decay) grid of (b) as one run.
+   ensemble), in two one-thread processes, and as the engine plans it (``grokbook.engine``:
+   one-thread processes, stacks of the size it measures, its measuring counted): (a) 32 weak
+   FNNs (d_embed 6, width 16, a+b mod 97, 30% train), (b) 8 target FNNs (d_embed 32, width
+   128, depth 3), (c) 8 one-layer Transformers (d_model 64, a+b mod 59, 50% train), (d) a 4 x 6
+   (lr, weight decay) grid of (b) as one run.
    Each path's speed-up over the best one-by-one path and its achieved GFLOP/s (training steps,
    counted by FlopCounterMode) against a large matmul on the same number of threads.
+4. ``torch.compile`` (inductor, on the CPU) against eager for one model of (a), (b) and (c) on
+   one thread: the speed-up per epoch, the seconds of its first two epochs (compiling), whether
+   a compiled run repeats itself bit for bit and whether it gives eager's numbers.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Every run of the experiments layer is stored under a key that hashes everything 
 result: its full settings, its seed, how it was started (a transfer's source run, say), the
 package's *code version* (a hash of the code, docstrings and comments left out, of every source
 file of ``grokbook`` that can change what a run computes, and the torch version) and what of the
-machine changes its rounding (:func:`machine`: the device, the CPU kernels, the thread count), so
+machine changes its rounding (:func:`machine`: the device, the CPU model, its kernel set, the
+thread count), so
 an entry is never stale: change any line of training code and old entries are simply not found
 (editing a docstring, a figure or a chapter's profile keeps them). An entry is two files, written
 atomically: ``KEY.npz`` with the model's tensors (read back with ``allow_pickle=False``) and
@@ -102,21 +103,19 @@ def location() -> Path | None:
 
 
 @cache
-def cpu_info() -> dict[str, str]:
-    """The CPU's maker and model as Linux reports them (``/proc/cpuinfo``'s ``vendor_id`` and
-    ``model name``), else what :mod:`platform` knows."""
+def cpu_model() -> str:
+    """The CPU's model as Linux reports it (``/proc/cpuinfo``'s ``model name``), else what
+    :mod:`platform` knows (macOS, Windows, ARM boards without a model name)."""
     import platform
 
-    found = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             name, _, value = line.partition(":")
-            if name.strip() in ("vendor_id", "model name"):
-                found.setdefault(name.strip(), value.strip())
+            if name.strip() == "model name" and value.strip():
+                return value.strip()
     except OSError:
         pass
-    return {"vendor": found.get("vendor_id") or platform.machine(),
-            "model": found.get("model name") or platform.processor() or platform.machine()}
+    return platform.processor() or platform.machine()
 
 
 def machine() -> dict[str, Any]:
@@ -132,14 +131,14 @@ def machine() -> dict[str, Any]:
     result, it only saves recomputing it."""
     if torch.cuda.is_available():
         return {"device": "cuda", "gpu": torch.cuda.get_device_name()}
-    return {"device": "cpu", "cpu": cpu_info()["model"],
+    return {"device": "cpu", "cpu": cpu_model(),
             "kernel": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
 
 
 def key(spec: dict[str, Any]) -> str:
     """The cache key of a run described by ``spec`` (settings, seed, start) at this code, on
-    this machine's kernels and thread count (:func:`machine`)."""
+    this machine's device, CPU model, kernel set and thread count (:func:`machine`)."""
     return fingerprint({"spec": spec, "code": code_version(), "format": FORMAT,
                         "machine": machine()})
 

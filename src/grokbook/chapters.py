@@ -153,9 +153,10 @@ def machine() -> str:
     """A short description of this machine for the runtimes table."""
     import torch
 
-    from grokbook.cache import cpu_info
+    from grokbook.cache import cpu_model
 
-    return (f"{platform.machine()} ({cpu_info()['model']}), {os.cpu_count()} cores, torch "
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{platform.machine()} ({cpu_model()}), {os.cpu_count()} cores{gpu}, torch "
             f"{torch.__version__} on {torch.get_num_threads()} threads")
 
 

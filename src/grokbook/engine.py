@@ -26,7 +26,8 @@ a sum split over two threads rounds differently, and a run near its tipping poin
 sooner or later, so on more threads the book's numbers would depend on the reader's core count.
 The cores are used instead by running independent runs side by side (:func:`workers`: a chapter's
 race trains each run alone on one thread in a process of its own,
-``grokbook.experiments.run_all``). Measured on this book's 2-core machine (2026-12-06), two
+``grokbook.experiments.run_all``). Measured on the 2-core AVX-512 machine this book was
+written on (2026-12-06, the Transformers before ``models.Block.last_from_table``), two
 one-thread processes train 1.5 to 1.9 times the epochs per second of one two-thread process
 for the chapters' FNNs, 1.1 to 1.3 times for their Transformers. A stack is the exception: its
 batched products gain from every thread (chapter 1's eight FNNs ran 1.9 times as fast on two

@@ -261,7 +261,7 @@ class Block(nn.Module):
         work: keys, values and the last position's query are computed once per pair (60 x 3
         rows in chapter 5, not 1740 x 3) and looked up, so that per sequence only the attention
         weights, the output projection and the MLP remain (a training step of chapter 5's
-        Transformer 1.5-1.6 times as fast on one CPU thread, 2026-12-06). The lookups are
+        Transformer 1.5-1.6 times as fast on one thread of an AMD EPYC, 2026-12-06). The lookups are
         ``F.embedding``, whose backward is deterministic on a CPU (indexing's is not). The table
         is built at every call, so a batch smaller than the vocabulary gains nothing."""
         d = table.shape[-1]
