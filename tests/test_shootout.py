@@ -14,12 +14,14 @@ from grokbook.config import FNNCfg, GrokFastCfg, ParityCfg, VectorFNNCfg, replac
 from grokbook.history import History
 from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 from grokbook.profiles.shootout import (
+    CHAPTER5,
     DEFAULT_LR,
     METHODS,
     OWN,
     PARITY,
     SHARED,
     SMALL_INIT,
+    TRANSFORMER,
     tuned_cell,
     tuned_here,
 )
@@ -28,10 +30,10 @@ from grokbook.profiles.shootout import (
 
 def test_every_method_is_chapter_6s_run_changed_in_one_place():
     P = profiles.load("shootout", "book", tuned=False)
-    assert P.tasks == ("add", "sub", "mul", "sq_sub", PARITY)
-    assert [P.epochs(t) for t in P.tasks] == [1500, 1500, 1500, 3000, 1500] == [
-        P.base.epochs(t) for t in P.tasks[:-1]] + [P.budget]
-    for task in P.tasks:
+    assert P.tasks == ("add", "sub", "mul", "sq_sub", PARITY, TRANSFORMER)
+    assert [P.epochs(t) for t in P.tasks[:-1]] == [1500, 1500, 1500, 3000, 1500] == [
+        P.base.epochs(t) for t in P.tasks[:-2]] + [P.budget]
+    for task in P.tasks[:-1]:
         methods = P.methods(task)
         assert tuple(methods) == METHODS
         base = P.parity if task == PARITY else replace(P.base.run, data__op=task,
@@ -69,11 +71,62 @@ def test_parity_is_chapter_4s_network_with_the_races_optimizer_and_budget():
         tuned_here("xor")
 
 
+def test_the_transformer_task_is_chapter_5s_race_with_the_other_methods_added():
+    """On the Transformer, plain training, GrokFast and GrokTransfer are chapter 5's runs (same
+    configurations, so the run cache shares them); the other methods change its plain run in
+    one place each and are tuned on chapter 5's grid and budget."""
+    P = profiles.load("shootout", "book")
+    ch5 = profiles.load("cross", "book")
+    assert P.transformer == profiles.load("cross", "book", tuned=False)
+    assert P.epochs(TRANSFORMER) == ch5.plain.budget.epochs
+    assert P.title(TRANSFORMER) == "a + b mod 59, 1-layer Transformer"
+    for method in CHAPTER5:
+        assert P.method(TRANSFORMER, method) == ch5.methods()[method]
+    plain = ch5.methods()["plain"]
+    assert P.method(TRANSFORMER, "small-init") == replace(
+        plain, model__init_scale=plain.model.init_scale * SMALL_INIT,
+        **P.optim(TRANSFORMER, "small-init"))
+    for method in ("TensorNorm", "NeuralGrok"):
+        run = P.method(TRANSFORMER, method)
+        assert run.grad_transform == P.base.transform(method)
+        assert (run.data, run.model, run.budget) == (plain.data, plain.model, plain.budget)
+    wd_only = P.method(TRANSFORMER, "wd-only")
+    assert wd_only.optim.lr == DEFAULT_LR and wd_only.grad_transform is None
+    assert (DEFAULT_LR, wd_only.optim.weight_decay) == tuning.best(
+        "cross", "book", "add", "plain", lrs=(DEFAULT_LR,))
+    assert set(tuned_here(TRANSFORMER)) == set(METHODS) - set(CHAPTER5) - {"wd-only"}
+    assert tuning.grid_lrs("shootout", TRANSFORMER) == tuning.grid_lrs("cross")
+    assert tuning.tuning_budget("shootout", "book", TRANSFORMER) == tuning.tuning_budget(
+        "cross", "book", "add")
+    for method in tuned_here(TRANSFORMER):
+        cells = tuning.scores()
+        cells = cells[(cells.chapter == "shootout") & (cells.task == TRANSFORMER)
+                      & (cells.method == method)]
+        assert sorted(set(cells.lr)) == list(tuning.grid_lrs("cross"))
+        assert (cells.seeds == len(tuning.TUNING_SEEDS)).all()
+    assert TRANSFORMER not in profiles.load("shootout", "ci").tasks
+    assert TRANSFORMER not in profiles.load("shootout", "paper").tasks
+
+
+def test_every_method_races_on_the_transformer(monkeypatch):
+    monkeypatch.setenv("GROKBOOK_CACHE", "off")
+    P = profiles.load("shootout", "ci")
+    ch5 = P.transformer
+    short = dataclasses.replace(ch5, plain=replace(ch5.plain, budget__epochs=20),
+                                target=replace(ch5.target, budget__epochs=20),
+                                weak=replace(ch5.weak, budget__epochs=20))
+    small = dataclasses.replace(P, tasks=(TRANSFORMER,), seeds=(0,), transformer=short)
+    table = leaderboard.shootout_table(small, progress=False)
+    assert set(table.method) == set(METHODS) and set(table.task) == {TRANSFORMER}
+    assert (table.epochs_budget == 20).all() and (table.gflop_budget > 0).all()
+    assert table[table.method == "GrokTransfer"].iloc[0].weak_gflop > 0
+
+
 def test_shared_methods_take_chapter_6s_tuning_and_the_new_ones_their_own():
     for name in ("ci", "book"):
         P = profiles.load("shootout", name)
         ch6 = profiles.load("neuralgrok", name)
-        for task in P.tasks:
+        for task in (t for t in P.tasks if t != TRANSFORMER):
             for method in SHARED:
                 if method not in tuned_here(task):
                     assert P.method(task, method).optim == ch6.method(task, method).optim
@@ -109,10 +162,13 @@ def test_a_method_that_reaches_95_percent_in_no_cell_races_where_it_came_closest
 
 def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
     cells = tuning.cells(("book",), ("shootout",))
-    assert {c.method for c in cells if c.task != PARITY} == set(OWN)
+    assert {c.method for c in cells if c.task not in (PARITY, TRANSFORMER)} == set(OWN)
     assert {c.method for c in cells if c.task == PARITY} == set(METHODS) - {"wd-only"}
+    assert {c.method for c in cells if c.task == TRANSFORMER} == set(tuned_here(TRANSFORMER))
     grid = len(tuning.grid_lrs("shootout")) * len(tuning.WEIGHT_DECAYS)
-    assert len(cells) == (len(OWN) * 4 + len(METHODS) - 1) * grid * 3  # 4 operations
+    grid_t = len(tuning.grid_lrs("cross")) * len(tuning.WEIGHT_DECAYS)
+    assert len(cells) == ((len(OWN) * 4 + len(METHODS) - 1) * grid  # 4 operations, parity
+                          + len(tuned_here(TRANSFORMER)) * grid_t) * 3
     assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
 
 
@@ -274,6 +330,26 @@ def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():
     assert sizes == pytest.approx([45, 45 * 2.2, 45 * 3.4])
 
 
+def test_the_cost_gap_scatter_names_each_task_and_refuses_more_tasks_than_shapes():
+    import matplotlib.pyplot as plt
+
+    from grokbook import plots
+
+    committed = leaderboard.read(leaderboard.COMMITTED)
+    plain = committed[(committed.task == "add") & (committed.method == "plain")]
+    two = pd.concat([plain, plain.assign(task=TRANSFORMER)], ignore_index=True)
+    fig, ax = plt.subplots()
+    plots.plot_cost_gap(ax, two, "gflop", labels={TRANSFORMER: "a + b, Transformer"})
+    names = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert names == ["plain", "a + b", "a + b, Transformer"]
+    many = pd.concat([plain.assign(task=f"t{i}") for i in range(len(plots.TASK_MARKERS) + 1)])
+    fig, ax = plt.subplots()
+    with pytest.raises(ValueError, match="at most 8 tasks"):
+        plots.plot_cost_gap(ax, many, "gflop")
+    plt.close(fig)
+
+
 # ---- FLOPs and a race --------------------------------------------------------------------------
 
 def test_epoch_flops_is_one_full_batch_step_and_counts_the_weak_model():
@@ -337,6 +413,10 @@ def test_the_leaderboard_widget_reranks_without_training():
     assert "rank 1" in explorer.status.value
     with pytest.raises(ValueError, match="table of runs"):
         LeaderboardExplorer(None, table.iloc[:0])
+    named = LeaderboardExplorer(profiles.load("shootout", "ci"),
+                                pd.concat([table, table.assign(task=TRANSFORMER)]))
+    assert named.controls["task"].options == (("a + b", "add"),
+                                              ("a + b, Transformer", TRANSFORMER))
 
 
 def test_the_shootout_command_writes_the_table_with_the_command_on_top(tmp_path, monkeypatch,

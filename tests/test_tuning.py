@@ -51,6 +51,16 @@ def test_each_chapter_has_its_grid_and_the_table_keeps_to_it(tmp_path):
         tuning.read(path)
     pd.DataFrame(row, columns=tuning.COLUMNS).to_csv(path, index=False)
     assert len(tuning.read(path)) == 3
+    # chapter 8's Transformer task is tuned on chapter 5's grid and budget, its other tasks not
+    assert tuning.grid_lrs("shootout", "transformer") == tuning.grid_lrs("cross")
+    assert tuning.grid_lrs("shootout", "add") == tuning.grid_lrs("shootout")
+    pd.DataFrame([{**r, "chapter": "shootout", "task": "transformer"} for r in row],
+                 columns=tuning.COLUMNS).to_csv(path, index=False)
+    assert len(tuning.read(path)) == 3
+    pd.DataFrame([{**r, "chapter": "shootout"} for r in row],
+                 columns=tuning.COLUMNS).to_csv(path, index=False)
+    with pytest.raises(ValueError, match="lr 0.0003 is not on chapter shootout's grid of add"):
+        tuning.read(path)
     pd.DataFrame([{**r, "chapter": "nope"} for r in row],
                  columns=tuning.COLUMNS).to_csv(path, index=False)
     with pytest.raises(ValueError, match="chapter 'nope' is not one of"):
@@ -71,6 +81,8 @@ def test_the_extended_grids_bracket_every_tuned_cell_of_the_races():
         assert tuning.edge_counts(chapter, "book", ("add", "sub", "mul", "sq_sub")) == (
             0, cells)
     assert tuning.edge_counts("shootout", "book", ("parity",)) == (0, 7)  # 7 tuned there
+    # on chapter 5's grid, the three methods chapter 8 tunes on the Transformer
+    assert tuning.edge_counts("shootout", "book", ("transformer",)) == (0, 3)
     on_old_edge, tuned = tuning.edge_counts("neuralgrok", "book", ("add", "sub", "mul"),
                                             tuning.LRS)
     assert on_old_edge == tuned  # why the grid was extended

@@ -366,14 +366,26 @@ OVERLAP = 0.08
 time gap over 10, the symlog's scale) are drawn as concentric rings."""
 
 
-def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
+TASK_MARKERS = "osD^vP*X"
+"""The cost-gap scatter's marker shapes, one per task."""
+
+
+def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop",
+                  labels: dict[str, str] | None = None) -> plt.Axes:
     """Per method and task of a shoot-out table (``grokbook.leaderboard.per_run``), the median
     ``unit`` against the median time gap: cost on one axis, the delay it leaves on the other.
     A filled marker is a median that was observed, an open one a median at the budget (more
-    than half of the seeds never reached 95% test); one marker shape per task."""
+    than half of the seeds never reached 95% test); one marker shape per task, named in the
+    legend by ``labels[task]`` (default: an operation's formula, else the task's name)."""
     from grokbook.leaderboard import UNITS, censored_of
+    from grokbook.tasks import OPERATIONS
 
-    markers = dict(zip(sorted(set(table.task)), "osD^v"))
+    tasks = sorted(set(table.task))
+    if len(tasks) > len(TASK_MARKERS):
+        raise ValueError(f"table must hold at most {len(TASK_MARKERS)} tasks (one marker "
+                         f"shape each), got {len(tasks)}")
+    markers = dict(zip(tasks, TASK_MARKERS))
+    labels = {t: OPERATIONS[t].formula if t in OPERATIONS else t for t in tasks} | (labels or {})
     points = []
     for (task, method), runs in table.groupby(["task", "method"], sort=False):
         cost, gap = (censored_of(runs, u).median() for u in (unit, "time_gap"))
@@ -401,11 +413,8 @@ def plot_cost_gap(ax: plt.Axes, table, unit: str = "gflop") -> plt.Axes:
     methods = list(dict.fromkeys(table.method))
     keys = [mpl.lines.Line2D([], [], linestyle="none", marker="o", color=method_colour(m),
                              label=m) for m in methods]
-    from grokbook.tasks import OPERATIONS
-
     keys += [mpl.lines.Line2D([], [], linestyle="none", marker=mk, color="0.4",
-                              markerfacecolor="none",
-                              label=OPERATIONS[task].formula if task in OPERATIONS else task)
+                              markerfacecolor="none", label=labels[task])
              for task, mk in markers.items()]
     ax.legend(handles=keys, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return ax

@@ -67,11 +67,17 @@ BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book
 models on the book's data (fewer seeds, shorter budgets), so they use the book's rows
 (:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (2,520 runs) at 1000 epochs; its
 race then runs for 1500 (a^2-b: 2000 and 3000, :data:`TASK_BUDGETS`)."""
-TASK_BUDGETS = {("neuralgrok", "book", "sq_sub"): 2000, ("shootout", "book", "sq_sub"): 2000}
+TASK_BUDGETS = {("neuralgrok", "book", "sq_sub"): 2000, ("shootout", "book", "sq_sub"): 2000,
+                ("shootout", "book", "transformer"): BUDGETS[("cross", "book")]}
 """Tuning epochs of a task whose budget differs from its chapter's (:data:`BUDGETS`), the same
 for every method on it (chapter 8's own methods included). At chapter 6's 1000 epochs, some
 methods had no cell of the grid on a^2-b in which the median tuning seed reached 95% test, so
-it is tuned for twice as long (chapter 6 counts the cells at both budgets, :func:`censor_at`)."""
+it is tuned for twice as long (chapter 6 counts the cells at both budgets, :func:`censor_at`).
+Chapter 8's Transformer task is tuned at chapter 5's budget (:data:`TASK_GRIDS`)."""
+TASK_GRIDS = {("shootout", "transformer"): "cross"}
+"""A task tuned on another chapter's learning rates (and budget, :data:`TASK_BUDGETS`): chapter
+8 races chapter 5's Transformer, where plain training, GrokFast and GrokTransfer read chapter
+5's rows, so the methods it tunes there itself share chapter 5's grid and budget."""
 TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book", ("shootout", "ci"): "book"}
 
 
@@ -91,11 +97,13 @@ class Cell:
         return tuple(asdict(self)[k] for k in KEY)
 
 
-def grid_lrs(chapter: str) -> tuple[float, ...]:
-    """The learning rates ``chapter``'s methods are tuned on, smallest first: :data:`LRS` and
-    the chapter's :data:`EXTRA_LRS` (larger ones, and for chapter 5 a smaller one too)."""
+def grid_lrs(chapter: str, task: str | None = None) -> tuple[float, ...]:
+    """The learning rates ``chapter``'s methods are tuned on (on ``task``, where
+    :data:`TASK_GRIDS` gives it another chapter's), smallest first: :data:`LRS` and the
+    chapter's :data:`EXTRA_LRS` (larger ones, and for chapter 5 a smaller one too)."""
     if chapter not in TUNED_CHAPTERS:
         raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
+    chapter = TASK_GRIDS.get((chapter, task), chapter)
     return tuple(sorted(LRS + EXTRA_LRS.get(chapter, ())))
 
 
@@ -164,7 +172,7 @@ def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNE
                 continue
             for task, method in methods(chapter, profile):
                 out += [Cell(profile, chapter, task, method, lr, wd, seed)
-                        for lr in grid_lrs(chapter) for wd in WEIGHT_DECAYS
+                        for lr in grid_lrs(chapter, task) for wd in WEIGHT_DECAYS
                         for seed in TUNING_SEEDS]
     return sorted(out, key=lambda c: (c.lr, -c.weight_decay))
 
@@ -219,13 +227,14 @@ def read(path: str | Path = TABLE) -> pd.DataFrame:
     if unknown.any():
         raise ValueError(f"{path}: chapter {table['chapter'][unknown].iloc[0]!r} is not one of "
                          f"{', '.join(TUNED_CHAPTERS)}")
-    for chapter, rows in table.groupby("chapter"):
-        for column, allowed in (("lr", grid_lrs(chapter)), ("weight_decay", WEIGHT_DECAYS)):
+    for (chapter, task), rows in table.groupby(["chapter", "task"]):
+        allowed_lrs = grid_lrs(chapter, task)
+        for column, allowed in (("lr", allowed_lrs), ("weight_decay", WEIGHT_DECAYS)):
             bad = ~rows[column].isin(allowed)
             if bad.any():
                 value = float(rows[column][bad].iloc[0])
                 raise ValueError(f"{path}: {column} {value!r} is not on chapter {chapter}'s "
-                                 f"grid {allowed}")
+                                 f"grid of {task} {allowed}")
     for (profile, chapter, task), rows in table.groupby(["profile", "chapter", "task"]):
         expected = tuning_budget(chapter, profile, task)
         if (rows.budget != expected).any():
@@ -358,7 +367,7 @@ def ranked_cells(chapter: str, profile: str, task: str, method: str,
     s = scores(table)
     s = s[(s.profile == table_profile(chapter, profile)) & (s.chapter == chapter)
           & (s.task == task) & (s.method == method)]
-    grid = grid_lrs(chapter)
+    grid = grid_lrs(chapter, task)
     if len(s) < len(grid) * len(WEIGHT_DECAYS) or (s.seeds < len(TUNING_SEEDS)).any():
         raise ValueError(f"the tuning table lacks cells of {method} on {task} ({chapter}, "
                          f"profile {profile}): run `grokbook tune --profile "
@@ -387,10 +396,10 @@ def edge_counts(chapter: str, profile: str, tasks: tuple[str, ...] | None = None
     lies there or beyond. (0, 0) for the paper profile, which is not tuned."""
     if profile not in PROFILES:
         return 0, 0
-    grid = lrs or grid_lrs(chapter)
-    chosen = [best(chapter, profile, task, method, lrs=lrs)
+    chosen = [(task, best(chapter, profile, task, method, lrs=lrs))
               for task, method in methods(chapter, profile) if tasks is None or task in tasks]
-    return sum(bool(grid_edge(lr, grid)) for lr, _wd in chosen), len(chosen)
+    return (sum(bool(grid_edge(lr, lrs or grid_lrs(chapter, task)))
+                for task, (lr, _wd) in chosen), len(chosen))
 
 
 def grid_edge(lr: float, grid: tuple[float, ...]) -> str:

@@ -657,7 +657,8 @@ class LeaderboardExplorer(Explorer):
 
         tasks = list(dict.fromkeys(self.table.task))
         return {
-            "task": _slider(w.Dropdown, "task", options=tasks, value=tasks[0]),
+            "task": _slider(w.Dropdown, "task", options=[(self.label(t), t) for t in tasks],
+                            value=tasks[0]),
             "unit": _slider(w.Dropdown, "ranked by",
                             options=[(label, unit) for unit, label in UNITS.items()],
                             value="gflop"),
@@ -678,8 +679,13 @@ class LeaderboardExplorer(Explorer):
         rows, unit, ranked = result
         fig, ax = plt.subplots(figsize=self.figsize, layout="constrained")
         plot_ranked(ax, rows, ranked, unit)
-        ax.set_title(f"{rows.task.iloc[0]}, ranked by {UNITS[unit]}")
+        ax.set_title(f"{self.label(rows.task.iloc[0])}, ranked by {UNITS[unit]}")
         return fig
+
+    def label(self, task: str) -> str:
+        """A task's name for reading: the shoot-out profile's label (``a + b``,
+        ``a + b, Transformer``), the table's name without a profile."""
+        return task if self.profile is None else self.profile.label(task)
 
     def describe(self, result) -> str:
         _rows, _unit, ranked = result

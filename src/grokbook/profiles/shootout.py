@@ -22,15 +22,23 @@ race's optimizer, budget and stopping rule, and chapter 4's weak model for GrokT
 of width 16, stopped at 70% test). Chapter 6 does not tune parity, so every method but
 ``wd-only`` has rows of its own there (:func:`tuned_here`).
 
+A sixth task changes the network: chapter 5's one-layer Transformer on a+b mod 59
+(:data:`TRANSFORMER`, ``profiles/cross.py``), with chapter 5's data, optimizer, budget and
+stopping rule. Plain training, GrokFast's two filters and GrokTransfer (chapter 5's recipe: the
+weak FNN stops at 30% test) are chapter 5's methods and read chapter 5's rows of the tuning
+table, so their race runs are chapter 5's; ``wd-only`` reads plain training's rows there at
+learning rate 1e-2; ``small-init`` (the Transformer's init scale halved), ``TensorNorm`` and
+``NeuralGrok`` are tuned on chapter 5's grid and budget (``tuning.TASK_GRIDS``).
+
 Every method is tuned on the same lr x weight decay grid with the same budget and tuning seeds
 (``grokbook.tuning``): the methods chapter 6 already tuned read chapter 6's rows of the table
 (:data:`SHARED`), ``small-init`` and ``GrokTransfer`` have rows of their own (chapter
 ``shootout``), ``wd-only`` reads plain training's rows at learning rate 1e-2 (on parity, this
 chapter's). ci: the book's models, data and table, one task (a+b), 5 seeds, a shorter budget.
 paper: chapter 6's paper setting (the 2-layer Transformer of GrokFast's and NeuralGrok's papers,
-mod 97) and chapter 4's paper-size parity for a GPU, the methods at the chapter's default (lr,
-weight decay); GrokTransfer there starts the Transformer from the weak FNN
-(chapter 5's recipe).
+mod 97: its four operations already race on a Transformer, so there is no sixth task) and
+chapter 4's paper-size parity for a GPU, the methods at the chapter's default (lr, weight
+decay); GrokTransfer there starts the Transformer from the weak FNN (chapter 5's recipe).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from dataclasses import dataclass
 
 from grokbook.config import BudgetCfg, FNNCfg, OptimCfg, RunCfg, replace
 from grokbook.experiments import GrokTransfer, Recipe
+from grokbook.profiles import cross as ch5
 from grokbook.profiles import neuralgrok as ch6
 from grokbook.profiles import transfer as ch4
 from grokbook.tasks import OPERATIONS
@@ -51,6 +60,10 @@ OWN = ("small-init", "GrokTransfer")
 """Methods with tuning rows of their own (``grokbook tune --chapter shootout``)."""
 PARITY = "parity"
 """The sparse-parity task's name (chapter 4's (40, 3)-sparse parity)."""
+TRANSFORMER = "transformer"
+"""The Transformer task's name: chapter 5's one-layer Transformer on a+b."""
+CHAPTER5 = ("plain", "GrokFast-EMA", "GrokFast-MA", "GrokTransfer")
+"""Methods raced on :data:`TRANSFORMER` exactly as in chapter 5 (its tuned settings, its runs)."""
 DEFAULT_LR = 1e-2
 """wd-only's learning rate: the chapter's setting before tuning (chapter 6's)."""
 SMALL_INIT = 0.5
@@ -61,6 +74,7 @@ class Shootout:
     """``base``: chapter 6's settings at this profile (the run, the transforms, the seeds);
     ``tasks``, ``seeds``: the races; ``weak``: the GrokTransfer weak run per task;
     ``parity``, ``parity_weak``: the sparse-parity run before tuning and its weak run;
+    ``transformer``: chapter 5's profile, whose network and methods race on :data:`TRANSFORMER`;
     ``tuned_optim``: (task, method, lr, weight decay) from the tuning table (:func:`tuned`)."""
 
     name: str
@@ -71,18 +85,25 @@ class Shootout:
     weak_mul: RunCfg
     parity: RunCfg
     parity_weak: RunCfg
+    transformer: ch5.Cross
     tuned_optim: tuple[tuple[str, str, float, float], ...] = ()
 
     def label(self, task: str) -> str:
         """A task's short name: ``a+b``, ..., ``(40, 3)-parity``."""
         if task == PARITY:
             return f"({self.parity.data.n_bits}, {self.parity.data.k})-parity"
+        if task == TRANSFORMER:
+            return f"{OPERATIONS[self.transformer.plain.data.op].formula}, Transformer"
         return OPERATIONS[task].formula
 
     def title(self, task: str) -> str:
         """A task with its size: ``a+b mod 59``, ``(40, 3)-parity, 1000 training points``."""
         if task == PARITY:
             return f"{self.label(task)}, {self.parity.data.n_train} training points"
+        if task == TRANSFORMER:
+            data = self.transformer.plain.data
+            return (f"{OPERATIONS[data.op].formula} mod {data.p}, "
+                    f"{self.transformer.plain.model.n_layers}-layer Transformer")
         return f"{self.label(task)} mod {self.p}"
 
     @property
@@ -100,9 +121,11 @@ class Shootout:
 
     def epochs(self, task: str) -> int:
         """The race's epochs on ``task``: chapter 6's (a^2-b twice as many), parity's
-        :attr:`budget`."""
+        :attr:`budget`, chapter 5's on :data:`TRANSFORMER`."""
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        if task == TRANSFORMER:
+            return self.transformer.plain.budget.epochs
         return self.budget if task == PARITY else self.base.epochs(task)
 
     def optim(self, task: str, method: str) -> dict[str, float]:
@@ -117,9 +140,11 @@ class Shootout:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        tuned = self.optim(task, method)
+        if task == TRANSFORMER:
+            return self._transformer(method, tuned)
         run = self.parity if task == PARITY else replace(
             self.base.run, data__op=task, budget__epochs=self.epochs(task))
-        tuned = self.optim(task, method)
         if method in SHARED:
             return replace(run, grad_transform=self.base.transform(method), **tuned)
         if method == "wd-only":
@@ -134,16 +159,36 @@ class Shootout:
     def methods(self, task: str) -> dict[str, Recipe]:
         return {name: self.method(task, name) for name in METHODS}
 
+    def _transformer(self, method: str, tuned: dict[str, float]) -> Recipe:
+        """``method`` on chapter 5's Transformer: chapter 5's own recipe for :data:`CHAPTER5`
+        (the same configurations as chapter 5's race, so the same runs), else plain training
+        changed as on the other tasks (small-init halves the Transformer's init scale)."""
+        P = self.transformer
+        if method == "GrokTransfer":
+            return GrokTransfer(P.weak, replace(P.target, **tuned))
+        if method in CHAPTER5:
+            transform = {"plain": None, "GrokFast-EMA": P.ema, "GrokFast-MA": P.ma}[method]
+            return replace(P.plain, **tuned, grad_transform=transform)
+        if method == "wd-only":
+            return replace(P.plain, **{"optim__lr": DEFAULT_LR, **tuned}, grad_transform=None)
+        if method == "small-init":
+            return replace(P.plain, model__init_scale=P.plain.model.init_scale * SMALL_INIT,
+                           **tuned, grad_transform=None)
+        return replace(P.plain, grad_transform=self.base.transform(method), **tuned)
 
-TASKS = (*ch6.TASKS, PARITY)
+
+TASKS = (*ch6.TASKS, PARITY, TRANSFORMER)
 
 
 def tuned_here(task: str) -> tuple[str, ...]:
     """The methods this chapter tunes on ``task`` itself (its rows of the tuning table):
     :data:`OWN` on chapter 6's tasks; on parity, which chapter 6 does not tune, every method
-    but ``wd-only`` (which reads plain training's rows)."""
+    but ``wd-only`` (which reads plain training's rows); on the Transformer, every method
+    chapter 5 does not tune but ``wd-only``."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if task == TRANSFORMER:
+        return tuple(m for m in METHODS if m not in (*CHAPTER5, "wd-only"))
     return tuple(m for m in METHODS if m != "wd-only") if task == PARITY else OWN
 
 
@@ -156,12 +201,14 @@ def _parity(transfer: ch4.Transfer, neuralgrok: ch6.NeuralGrokChapter) -> RunCfg
 _WEAK = RunCfg(data=ch6.BOOK.run.data, model=FNNCfg(d_embed=6, width=16, depth=2),
                optim=OptimCfg(lr=1e-2, weight_decay=0.1),
                budget=BudgetCfg(4000, eval_every=10, stop_acc=0.5, stop_patience=1))
-BOOK = Shootout(name="book", tasks=(*ch6.TASKS, PARITY), seeds=tuple(range(8)), base=ch6.BOOK,
+BOOK = Shootout(name="book", tasks=TASKS, seeds=tuple(range(8)), base=ch6.BOOK,
                 weak=_WEAK, weak_mul=replace(_WEAK, model__d_embed=8),
-                parity=_parity(ch4.BOOK, ch6.BOOK), parity_weak=ch4.BOOK.parity_weak)
+                parity=_parity(ch4.BOOK, ch6.BOOK), parity_weak=ch4.BOOK.parity_weak,
+                transformer=ch5.BOOK)
 CI = replace(BOOK, name="ci", tasks=("add",), seeds=tuple(range(5)), base=ch6.CI,
-             parity=_parity(ch4.BOOK, ch6.CI))
-PAPER = replace(BOOK, name="paper", base=ch6.PAPER,
+             parity=_parity(ch4.BOOK, ch6.CI), transformer=ch5.CI)
+PAPER = replace(BOOK, name="paper", tasks=(*ch6.TASKS, PARITY), base=ch6.PAPER,
+                transformer=ch5.PAPER,
                 parity=_parity(ch4.PAPER, ch6.PAPER), parity_weak=ch4.PAPER.parity_weak,
                 weak=replace(_WEAK, model__d_embed=4, budget__epochs=20000),
                 weak_mul=replace(_WEAK, model__d_embed=4, budget__epochs=20000))
@@ -172,9 +219,13 @@ def tuned_cell(profile: str, task: str, method: str):
     """The tuning table's scores row (``grokbook.tuning.best_cell``) that ``method`` races at
     on ``task``: chapter 6's rows for :data:`SHARED`, plain training's rows at learning rate
     :data:`DEFAULT_LR` for ``wd-only``, this chapter's rows for :data:`OWN` and for every
-    method on parity (:func:`tuned_here`); None for the paper profile."""
+    method on parity (:func:`tuned_here`); on :data:`TRANSFORMER`, chapter 5's rows for
+    :data:`CHAPTER5` and ``wd-only``; None for the paper profile."""
     from grokbook.tuning import best_cell
 
+    if task == TRANSFORMER and method in (*CHAPTER5, "wd-only"):
+        return best_cell("cross", profile, "add", "plain" if method == "wd-only" else method,
+                         lrs=(DEFAULT_LR,) if method == "wd-only" else None)
     if method == "wd-only":
         return best_cell("shootout" if task == PARITY else "neuralgrok", profile, task, "plain",
                          lrs=(DEFAULT_LR,))
