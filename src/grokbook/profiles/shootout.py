@@ -43,6 +43,7 @@ decay); GrokTransfer there starts the Transformer from the weak FNN (chapter 5's
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from grokbook.config import BudgetCfg, FNNCfg, OptimCfg, RunCfg, replace
@@ -164,16 +165,14 @@ class Shootout:
         (the same configurations as chapter 5's race, so the same runs), else plain training
         changed as on the other tasks (small-init halves the Transformer's init scale)."""
         P = self.transformer
-        if method == "GrokTransfer":
-            return GrokTransfer(P.weak, replace(P.target, **tuned))
-        if method in CHAPTER5:
-            transform = {"plain": None, "GrokFast-EMA": P.ema, "GrokFast-MA": P.ma}[method]
-            return replace(P.plain, **tuned, grad_transform=transform)
+        if method in CHAPTER5:  # chapter 5's own construction, at this (lr, weight decay)
+            setting = ((method, tuned["optim__lr"], tuned["optim__weight_decay"]),) if tuned else ()
+            return dataclasses.replace(P, tuned_optim=setting).methods()[method]
         if method == "wd-only":
-            return replace(P.plain, **{"optim__lr": DEFAULT_LR, **tuned}, grad_transform=None)
+            return replace(P.plain, **{"optim__lr": DEFAULT_LR, **tuned})
         if method == "small-init":
             return replace(P.plain, model__init_scale=P.plain.model.init_scale * SMALL_INIT,
-                           **tuned, grad_transform=None)
+                           **tuned)
         return replace(P.plain, grad_transform=self.base.transform(method), **tuned)
 
 
