@@ -214,7 +214,7 @@ def _table(values: dict[str, list], budget=1000.0, task="add") -> pd.DataFrame:
     for method, epochs in values.items():
         for seed, e in enumerate(epochs):
             row = {"task": task, "method": method, "seed": seed, "reached": e is not None,
-                   "weak_gflop": 0.0}
+                   "weak_gflop": 0.0, "final_test_acc": 0.99 if e is not None else 0.02}
             for unit in leaderboard.UNITS:
                 row[unit], row[f"{unit}_budget"] = e, budget
             rows.append(row)
@@ -234,6 +234,17 @@ def test_ranks_are_shared_where_intervals_overlap():
     shown = leaderboard.shown(ranked)
     assert shown.loc["never", "median"] == ">1000"
     assert shown.loc["slow", "reached 95%"] == "8 of 8"
+    assert shown.loc["slow", "held it to the end"] == "8 of 8"
+
+
+def test_the_board_counts_the_seeds_that_kept_95_percent_to_their_end():
+    table = _table({"steady": [10, 20, 30], "lost": [10, 20, None]})
+    table.loc[(table.method == "lost") & (table.seed == 0), "final_test_acc"] = 0.4
+    ranked = leaderboard.board(table, "epochs")
+    assert ranked.loc["steady", ["k", "held"]].tolist() == [3, 3]
+    assert ranked.loc["lost", ["k", "held"]].tolist() == [2, 1]  # the cost still counts it
+    assert ranked.loc["lost", "median"] == stats.Estimate(20.0)
+    assert leaderboard.shown(ranked).loc["lost", "held it to the end"] == "1 of 3"
 
 
 def test_board_refuses_mixed_tasks_and_unknown_units():
@@ -267,6 +278,7 @@ def test_per_run_counts_four_units_and_the_weak_models_cost():
     assert transfer.weak_gflop == 20 and transfer.gflop == 20 + 20
     assert transfer.seconds_budget == 10 + 4
     assert (plain.weak_stopped, transfer.weak_stopped) == ("", weak.history.stopped)
+    assert plain.final_test_acc == 1.0 and never.final_test_acc == pytest.approx(0.1)
     with pytest.raises(ValueError, match="flops lacks"):
         leaderboard.per_run(runs, {"plain": (1.0, 0.0)})
 
@@ -287,6 +299,14 @@ def test_tables_round_trip_through_csv_and_bad_ones_are_refused(tmp_path):
     table.assign(weak_stopped="tired").to_csv(tmp_path / "stop.csv", index=False)
     with pytest.raises(ValueError, match="weak_stopped must be empty or one of"):
         leaderboard.read(tmp_path / "stop.csv")
+    for bad in (1.5, float("nan")):
+        table.assign(final_test_acc=bad).to_csv(tmp_path / "acc.csv", index=False)
+        with pytest.raises(ValueError, match="final_test_acc must be an accuracy between 0 "
+                                             "and 1"):
+            leaderboard.read(tmp_path / "acc.csv")
+    table.drop(columns=["final_test_acc"]).to_csv(tmp_path / "noacc.csv", index=False)
+    with pytest.raises(ValueError, match="final_test_acc"):
+        leaderboard.read(tmp_path / "noacc.csv")
 
 
 def test_the_committed_table_is_the_book_race():
@@ -298,6 +318,7 @@ def test_the_committed_table_is_the_book_race():
     transfer = committed.method == "GrokTransfer"
     assert set(committed.weak_stopped[transfer]) <= {"target", "budget"}
     assert (committed.weak_stopped[~transfer] == "").all()
+    assert committed.final_test_acc.between(0, 1).all()
 
 
 def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():

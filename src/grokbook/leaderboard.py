@@ -12,7 +12,9 @@ column.
 of that median (:func:`median_interval`). Ranks are honest about the seeds: a
 method's rank is one plus the number of methods whose whole interval lies below its own, so
 the methods that no interval separates from the best share rank 1 (ranks need not be
-consecutive: they count only the intervals wholly below).
+consecutive: they count only the intervals wholly below). Reaching is not keeping: a run can
+touch 95% test and lose it again before it ends, so each row also keeps the test accuracy of
+the run's last evaluation, and the board counts the seeds that still held 95% there (``held``).
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ COMMITTED = Path(str(resources.files("grokbook") / "data" / "shootout_book.csv")
 UNITS = {"epochs": "epochs to 95% test", "time_gap": "time gap (epochs)",
          "seconds": "seconds to 95% test", "gflop": "GFLOP to 95% test"}
 """The units of cost, as :func:`per_run` names its columns, with their axis labels."""
+TARGET = 0.95
+"""The test accuracy a run must reach (``reached``, the costs) and, to have held it, still
+have at its last evaluation (``held``): when its stopping rule ended it, or its budget."""
 
 
 # ---- what a run costs, and the interval of a median ------------------------------------------
@@ -116,7 +121,7 @@ def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
     """One row of :func:`per_run` for one Run of ``method`` on ``task``."""
     run_flops, weak_flops = flops
     h = run.history
-    epoch = h.first_epoch()
+    epoch = h.first_epoch(threshold=TARGET)
     gaps = time_gaps([h])
     weak = run.weak.history if run.weak is not None else None
     weak_steps = 0 if weak is None else weak.config.get("steps", weak.epoch[-1])
@@ -128,13 +133,14 @@ def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
             "seconds_budget": h.seconds + (weak.seconds if weak is not None else 0.0),
             "gflop": None if epoch is None else run_flops * epoch / 1e9 + weak_gflop,
             "gflop_budget": run_flops * h.budget / 1e9 + weak_gflop, "weak_gflop": weak_gflop,
-            "weak_stopped": "" if weak is None else weak.stopped}
+            "weak_stopped": "" if weak is None else weak.stopped,
+            "final_test_acc": float(h.test_acc[-1])}
 
 
 def _typed(rows: list[dict]) -> pd.DataFrame:
     """Rows as a table with fixed types, the same whether built here or read from a CSV."""
     types = {"task": str, "method": str, "seed": int, "reached": bool, "weak_gflop": float,
-             "weak_stopped": str,
+             "weak_stopped": str, "final_test_acc": float,
              **{u: float for u in UNITS}, **{f"{u}_budget": float for u in UNITS}}
     table = pd.DataFrame(rows, columns=COLUMNS)
     return table.assign(weak_stopped=_blank_if_missing(table.weak_stopped)).astype(types)
@@ -147,10 +153,11 @@ def _blank_if_missing(column: pd.Series) -> pd.Series:
 
 COLUMNS = ("task", "method", "seed", "reached", "epochs", "epochs_budget", "time_gap",
            "time_gap_budget", "seconds", "seconds_budget", "gflop", "gflop_budget",
-           "weak_gflop", "weak_stopped")
+           "weak_gflop", "weak_stopped", "final_test_acc")
 """``weak_stopped``: why GrokTransfer's weak model stopped (``"target"``: it reached its test
 accuracy; ``"budget"``: it never did, and handed over what it had; or another of
-``history.STOP_REASONS``), empty for the other methods."""
+``history.STOP_REASONS``), empty for the other methods. ``final_test_acc``: the run's test
+accuracy at its last evaluation (see :data:`TARGET`)."""
 
 
 def per_run(runs: Mapping[str, Sequence], flops: Mapping[str, tuple[float, float]],
@@ -201,6 +208,10 @@ def read(path) -> pd.DataFrame:
     missing = sorted(set(COLUMNS) - set(table.columns))
     if missing:
         raise ValueError(f"{path}: not a shoot-out table, columns {missing} are missing")
+    final = pd.to_numeric(table["final_test_acc"], errors="coerce")
+    if not final.between(0, 1).all():
+        raise ValueError(f"{path}: final_test_acc must be an accuracy between 0 and 1 in every "
+                         f"row, got {table['final_test_acc'][~final.between(0, 1)].iloc[0]!r}")
     if table.duplicated(["task", "method", "seed"]).any():
         raise ValueError(f"{path}: a (task, method, seed) appears twice")
     bad = ~_blank_if_missing(table["weak_stopped"]).isin(("", *STOP_REASONS))
@@ -223,7 +234,8 @@ def censored_of(table: pd.DataFrame, unit: str) -> Censored:
 def board(table: pd.DataFrame, unit: str = "gflop", confidence: float = 0.95,
           seed: int = 0) -> pd.DataFrame:
     """Per method of ``table`` (:func:`per_run`'s, one task): ``k`` of ``n`` seeds that reached
-    95% test, the ``median`` of ``unit`` with its bootstrap interval (``low``, ``high``, all
+    95% test, ``held``: how many of them still had 95% at their last evaluation, the
+    ``median`` of ``unit`` with its bootstrap interval (``low``, ``high``, all
     :class:`~grokbook.stats.Estimate`), and ``rank``: one plus the number of methods whose
     interval lies wholly below this one's. Sorted by rank, then median."""
     if table["task"].nunique() > 1:
@@ -232,8 +244,9 @@ def board(table: pd.DataFrame, unit: str = "gflop", confidence: float = 0.95,
     for method, runs in table.groupby("method", sort=False):
         data = censored_of(runs, unit)
         low, high = median_interval(data, confidence, seed=seed)
-        rows[method] = {"k": data.k, "n": data.n, "median": data.median(), "low": low,
-                        "high": high}
+        held = int((runs["reached"] & (runs["final_test_acc"] >= TARGET)).sum())
+        rows[method] = {"k": data.k, "n": data.n, "held": held, "median": data.median(),
+                        "low": low, "high": high}
     for method, row in rows.items():
         row["rank"] = 1 + sum(surely_less(other["high"], row["low"])
                               for name, other in rows.items() if name != method)
@@ -255,7 +268,8 @@ def as_text(estimate: Estimate, digits: int = 3) -> str:
 
 
 def shown(board_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """``board_`` for reading: "k of n", the median and its interval as text."""
+    """``board_`` for reading: "k of n" reached and held, the median and its interval as
+    text."""
 
     def text(e: Estimate) -> str:
         return as_text(e, digits)
@@ -263,6 +277,7 @@ def shown(board_: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     return pd.DataFrame({
         "rank": board_["rank"],
         "reached 95%": [f"{k} of {n}" for k, n in zip(board_["k"], board_["n"])],
+        "held it to the end": [f"{h} of {n}" for h, n in zip(board_["held"], board_["n"])],
         "median": [text(e) for e in board_["median"]],
         "95% interval": [f"{text(lo)} to {text(hi)}"
                          for lo, hi in zip(board_["low"], board_["high"])]},

@@ -185,11 +185,13 @@ def best_settings(tuned: pd.DataFrame) -> dict[tuple[int, float, str], tuple[flo
 # ---- the table -------------------------------------------------------------------------------
 
 def _columns() -> tuple[str, ...]:
-    """The shoot-out's columns, its weak model's stop reason replaced by its test accuracy."""
+    """The shoot-out's columns, its weak model's stop reason replaced by its test accuracy
+    (and without the target's final accuracy: the map reads the costs only)."""
     from grokbook.leaderboard import COLUMNS
 
     return ("role", "p", "frac", "lr", "weight_decay",
-            *(c for c in COLUMNS if c != "weak_stopped"), "weak_test_acc")
+            *(c for c in COLUMNS if c not in ("weak_stopped", "final_test_acc")),
+            "weak_test_acc")
 
 
 def _typed(rows: list[dict]) -> pd.DataFrame:
