@@ -318,7 +318,7 @@ def test_the_committed_table_is_the_book_race():
     transfer = committed.method == "GrokTransfer"
     assert set(committed.weak_stopped[transfer]) <= {"target", "budget"}
     assert (committed.weak_stopped[~transfer] == "").all()
-    assert committed.final_test_acc.between(0, 1).all()
+    assert (committed.final_test_acc[~committed.reached] < 0.95).all()  # never got there
 
 
 def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():
