@@ -16,15 +16,18 @@ from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 from grokbook.profiles.shootout import (
     CHAPTER5,
     DEFAULT_LR,
+    LATER,
     METHODS,
     OWN,
     PARITY,
     SHARED,
     SMALL_INIT,
     TRANSFORMER,
+    TRANSFORMER_OPS,
     tuned_cell,
     tuned_here,
 )
+from grokbook.tasks import OPERATIONS
 
 # ---- the profile -----------------------------------------------------------------------------
 
@@ -108,6 +111,39 @@ def test_the_transformer_task_is_chapter_5s_race_with_the_other_methods_added():
     assert TRANSFORMER not in profiles.load("shootout", "paper").tasks
 
 
+def test_the_transformer_on_every_operation_changes_only_the_operation():
+    """On a-b, a*b and a^2-b the Transformer's runs are chapter 5's with the operation
+    changed (its weak FNN's too), every method but wd-only is tuned here, on chapter 5's grid
+    and budget."""
+    P = profiles.load("shootout", "book", tuned=False)
+    assert set(TRANSFORMER_OPS) == {TRANSFORMER, *LATER} == set(tuning.TRANSFORMER_TASKS)
+    assert not set(LATER) & set(P.tasks)
+    for task in LATER:
+        op = TRANSFORMER_OPS[task]
+        assert P.title(task).startswith(OPERATIONS[op].formula)
+        assert P.epochs(task) == P.epochs(TRANSFORMER)
+        assert tuned_here(task) == tuple(m for m in METHODS if m != "wd-only")
+        assert tuning.grid_lrs("shootout", task) == tuning.grid_lrs("cross")
+        assert tuning.tuning_budget("shootout", "book", task) == tuning.tuning_budget(
+            "cross", "book", "add")
+        for method in METHODS:
+            on_add, on_op = P.method(TRANSFORMER, method), P.method(task, method)
+            if method == "GrokTransfer":
+                assert on_op.weak == replace(on_add.weak, data__op=op)
+                on_add, on_op = on_add.target, on_op.target
+            assert on_op == replace(on_add, data__op=op)
+    with pytest.raises(ValueError, match="unknown task 'transformer_div'"):
+        P.method("transformer_div", "plain")
+
+
+def test_tuning_can_be_restricted_to_tasks():
+    cells = tuning.cells(("book",), ("shootout",), tasks=("transformer_sub",))
+    assert {c.task for c in cells} == {"transformer_sub"}
+    assert len(cells) == len(tuned_here("transformer_sub")) * len(
+        tuning.grid_lrs("cross")) * len(tuning.WEIGHT_DECAYS) * len(tuning.TUNING_SEEDS)
+    assert tuning.cells(("book",), ("shootout",), tasks=("nope",)) == []
+
+
 def test_every_method_races_on_the_transformer(monkeypatch):
     monkeypatch.setenv("GROKBOOK_CACHE", "off")
     P = profiles.load("shootout", "ci")
@@ -162,13 +198,14 @@ def test_a_method_that_reaches_95_percent_in_no_cell_races_where_it_came_closest
 
 def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
     cells = tuning.cells(("book",), ("shootout",))
-    assert {c.method for c in cells if c.task not in (PARITY, TRANSFORMER)} == set(OWN)
+    assert {c.method for c in cells if c.task not in (PARITY, *TRANSFORMER_OPS)} == set(OWN)
     assert {c.method for c in cells if c.task == PARITY} == set(METHODS) - {"wd-only"}
     assert {c.method for c in cells if c.task == TRANSFORMER} == set(tuned_here(TRANSFORMER))
     grid = len(tuning.grid_lrs("shootout")) * len(tuning.WEIGHT_DECAYS)
     grid_t = len(tuning.grid_lrs("cross")) * len(tuning.WEIGHT_DECAYS)
     assert len(cells) == ((len(OWN) * 4 + len(METHODS) - 1) * grid  # 4 operations, parity
-                          + len(tuned_here(TRANSFORMER)) * grid_t) * 3
+                          + (len(tuned_here(TRANSFORMER)) + 3 * (len(METHODS) - 1)) * grid_t
+                          ) * 3
     assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
 
 

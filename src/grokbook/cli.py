@@ -230,10 +230,18 @@ def _bench(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     from grokbook import tuning
 
-    chosen = (tuple(args.profile or tuning.PROFILES), tuple(args.chapter or tuning.TUNED_CHAPTERS))
+    chosen = (tuple(args.profile or tuning.PROFILES), tuple(args.chapter or tuning.TUNED_CHAPTERS),
+              tuple(args.task) if args.task else None)
+    known = {task for chapter in chosen[1] for profile in chosen[0]
+             for task, _ in tuning.methods(chapter, profile)}
+    unknown = sorted(set(chosen[2] or ()) - known)
+    if unknown:
+        raise SystemExit(f"--task: no tuning cells of {', '.join(unknown)} in the chosen "
+                         f"chapters; tasks there: {', '.join(sorted(known))}")
     table = args.table or tuning.TABLE
     command = "grokbook tune " + " ".join(
-        [f"--profile {p}" for p in chosen[0]] + [f"--chapter {c}" for c in chosen[1]])
+        [f"--profile {p}" for p in chosen[0]] + [f"--chapter {c}" for c in chosen[1]]
+        + [f"--task {t}" for t in chosen[2] or ()])
     done = tuning.tune(*chosen, path=table, workers=args.workers, scheduler=args.scheduler,
                        progress=not args.quiet, command=command)
     left = tuning.missing(done, *chosen)
@@ -452,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["transfer", "cross", "neuralgrok", "shootout"],
                    help="transfer (ch. 4), cross (ch. 5), neuralgrok (ch. 6) or shootout "
                         "(ch. 8); repeat (default: all)")
+    u.add_argument("--task", action="append",
+                   help="only this task of the chosen chapters (e.g. transformer_sub); "
+                        "repeat (default: all)")
     u.add_argument("--table", default=None, help="the table to fill (default: the committed "
                    "src/grokbook/data/tuning.csv)")
     _add_dask_options(u)

@@ -67,14 +67,18 @@ BUDGETS = {("transfer", "ci"): 1500, ("transfer", "book"): 2000, ("cross", "book
 models on the book's data (fewer seeds, shorter budgets), so they use the book's rows
 (:data:`TUNED_AS`). Chapter 6 tunes 5 methods on 4 tasks (2,520 runs) at 1000 epochs; its
 race then runs for 1500 (a^2-b: 2000 and 3000, :data:`TASK_BUDGETS`)."""
+TRANSFORMER_TASKS = ("transformer", "transformer_sub", "transformer_mul", "transformer_sq_sub")
+"""Chapter 8's Transformer tasks (``profiles.shootout.TRANSFORMER_OPS``; a test keeps the two
+equal): tuned on chapter 5's grid and budget."""
 TASK_BUDGETS = {("neuralgrok", "book", "sq_sub"): 2000, ("shootout", "book", "sq_sub"): 2000,
-                ("shootout", "book", "transformer"): BUDGETS[("cross", "book")]}
+                **{("shootout", "book", task): BUDGETS[("cross", "book")]
+                   for task in TRANSFORMER_TASKS}}
 """Tuning epochs of a task whose budget differs from its chapter's (:data:`BUDGETS`), the same
 for every method on it (chapter 8's own methods included). At chapter 6's 1000 epochs, some
 methods had no cell of the grid on a^2-b in which the median tuning seed reached 95% test, so
 it is tuned for twice as long (chapter 6 counts the cells at both budgets, :func:`censor_at`).
 Chapter 8's Transformer task is tuned at chapter 5's budget (:data:`TASK_GRIDS`)."""
-TASK_GRIDS = {("shootout", "transformer"): "cross"}
+TASK_GRIDS = {("shootout", task): "cross" for task in TRANSFORMER_TASKS}
 """A task tuned on another chapter's learning rates (and budget, :data:`TASK_BUDGETS`): chapter
 8 races chapter 5's Transformer, where plain training, GrokFast and GrokTransfer read chapter
 5's rows, so the methods it tunes there itself share chapter 5's grid and budget."""
@@ -143,9 +147,9 @@ def methods(chapter: str, profile: str) -> dict[tuple[str, str], Any]:
         return {(task, name): method for task in TASKS
                 for name, method in P.methods(task).items()}
     if chapter == "shootout":  # the other methods are chapter 6's, tuned there
-        from grokbook.profiles.shootout import tuned_here
+        from grokbook.profiles.shootout import LATER, tuned_here
 
-        return {(task, name): P.method(task, name) for task in P.tasks
+        return {(task, name): P.method(task, name) for task in (*P.tasks, *LATER)
                 for name in tuned_here(task)}
     raise ValueError(f"chapter must be one of {', '.join(TUNED_CHAPTERS)}, got {chapter!r}")
 
@@ -161,16 +165,19 @@ def at(method: Any, lr: float, weight_decay: float, **budget: Any) -> Any:
                         method.freeze_a)
 
 
-def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS
-          ) -> list[Cell]:
-    """Every tuning cell of ``profiles`` x ``chapters``, slowest first (small learning rates
-    take longest), so that a pool of workers ends together."""
+def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS,
+          tasks: tuple[str, ...] | None = None) -> list[Cell]:
+    """Every tuning cell of ``profiles`` x ``chapters`` (only of ``tasks`` where given),
+    slowest first (small learning rates take longest), so that a pool of workers ends
+    together."""
     out = []
     for chapter in chapters:
         for profile in profiles:
             if table_profile(chapter, profile) != profile:
                 continue
             for task, method in methods(chapter, profile):
+                if tasks is not None and task not in tasks:
+                    continue
                 out += [Cell(profile, chapter, task, method, lr, wd, seed)
                         for lr in grid_lrs(chapter, task) for wd in WEIGHT_DECAYS
                         for seed in TUNING_SEEDS]
@@ -178,10 +185,12 @@ def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNE
 
 
 def missing(table: pd.DataFrame, profiles: tuple[str, ...] = PROFILES,
-            chapters: tuple[str, ...] = TUNED_CHAPTERS) -> list[Cell]:
-    """The cells of ``profiles`` x ``chapters`` that ``table`` does not hold yet."""
+            chapters: tuple[str, ...] = TUNED_CHAPTERS, tasks: tuple[str, ...] | None = None
+            ) -> list[Cell]:
+    """The cells of ``profiles`` x ``chapters`` (of ``tasks`` where given) that ``table`` does
+    not hold yet."""
     done = set(map(tuple, table[list(KEY)].itertuples(index=False)))
-    return [c for c in cells(profiles, chapters) if c.key() not in done]
+    return [c for c in cells(profiles, chapters, tasks) if c.key() not in done]
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
@@ -453,8 +462,9 @@ def parity_note() -> str:
             f"learning rate {cell.lr:g} and weight decay {cell.weight_decay:g}, {speed}.")
 
 
-def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS, *,
-         path: str | Path = TABLE, workers: int | None = None, scheduler: str | None = None,
+def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED_CHAPTERS,
+         tasks: tuple[str, ...] | None = None, *, path: str | Path = TABLE,
+         workers: int | None = None, scheduler: str | None = None,
          progress: bool | None = None, command: str = "") -> pd.DataFrame:
     """Run every missing cell (see :func:`cells`) on Dask (``grokbook.sweep``) and save each
     finished row to ``path`` as it arrives: a killed tuning run resumes where it stopped.
@@ -462,7 +472,7 @@ def tune(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNED
     from grokbook.sweep import CellError, map_cells
 
     table = read(path)
-    todo = missing(table, profiles, chapters)
+    todo = missing(table, profiles, chapters, tasks)
     rows = table.to_dict("records")
     failures: list[CellError] = []
 

@@ -138,6 +138,12 @@ PAPER = replace(
 PROFILES = {"ci": CI, "book": BOOK, "paper": PAPER}
 
 
+def on_op(P: Cross, op: str) -> Cross:
+    """``P`` with every run (weak FNN, target, plain training) learning ``op`` instead of a+b
+    (chapter 8 races this chapter's Transformer on every operation)."""
+    return replace(P, weak__data__op=op, target__data__op=op, plain__data__op=op)
+
+
 def tuned(P: Cross) -> Cross:
     """``P`` with every method at its tuned (lr, weight decay) (``grokbook.tuning``; the paper
     profile keeps the paper's)."""

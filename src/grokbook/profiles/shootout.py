@@ -63,6 +63,14 @@ PARITY = "parity"
 """The sparse-parity task's name (chapter 4's (40, 3)-sparse parity)."""
 TRANSFORMER = "transformer"
 """The Transformer task's name: chapter 5's one-layer Transformer on a+b."""
+TRANSFORMER_OPS = {TRANSFORMER: "add", "transformer_sub": "sub", "transformer_mul": "mul",
+                   "transformer_sq_sub": "sq_sub"}
+"""Chapter 5's Transformer on each of chapter 6's operations: task name -> operation. On a+b
+(:data:`TRANSFORMER`) plain training, GrokFast and GrokTransfer are chapter 5's; on the other
+operations every method but ``wd-only`` is tuned here (:func:`tuned_here`), on chapter 5's grid
+and budget."""
+LATER = tuple(t for t in TRANSFORMER_OPS if t != TRANSFORMER)
+"""Tasks tuned (``grokbook tune --chapter shootout``) but not yet raced by any profile."""
 CHAPTER5 = ("plain", "GrokFast-EMA", "GrokFast-MA", "GrokTransfer")
 """Methods raced on :data:`TRANSFORMER` exactly as in chapter 5 (its tuned settings, its runs)."""
 DEFAULT_LR = 1e-2
@@ -93,18 +101,18 @@ class Shootout:
         """A task's short name: ``a+b``, ..., ``(40, 3)-parity``."""
         if task == PARITY:
             return f"({self.parity.data.n_bits}, {self.parity.data.k})-parity"
-        if task == TRANSFORMER:
-            return f"{OPERATIONS[self.transformer.plain.data.op].formula}, Transformer"
+        if task in TRANSFORMER_OPS:
+            return f"{OPERATIONS[TRANSFORMER_OPS[task]].formula}, Transformer"
         return OPERATIONS[task].formula
 
     def title(self, task: str) -> str:
         """A task with its size: ``a+b mod 59``, ``(40, 3)-parity, 1000 training points``."""
         if task == PARITY:
             return f"{self.label(task)}, {self.parity.data.n_train} training points"
-        if task == TRANSFORMER:
-            data = self.transformer.plain.data
-            return (f"{OPERATIONS[data.op].formula} mod {data.p}, "
-                    f"{self.transformer.plain.model.n_layers}-layer Transformer")
+        if task in TRANSFORMER_OPS:
+            plain = self.transformer.plain
+            return (f"{OPERATIONS[TRANSFORMER_OPS[task]].formula} mod {plain.data.p}, "
+                    f"{plain.model.n_layers}-layer Transformer")
         return f"{self.label(task)} mod {self.p}"
 
     @property
@@ -122,10 +130,10 @@ class Shootout:
 
     def epochs(self, task: str) -> int:
         """The race's epochs on ``task``: chapter 6's (a^2-b twice as many), parity's
-        :attr:`budget`, chapter 5's on :data:`TRANSFORMER`."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
-        if task == TRANSFORMER:
+        :attr:`budget`, chapter 5's on the Transformer (:data:`TRANSFORMER_OPS`)."""
+        if task not in ALL_TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(ALL_TASKS)}")
+        if task in TRANSFORMER_OPS:
             return self.transformer.plain.budget.epochs
         return self.budget if task == PARITY else self.base.epochs(task)
 
@@ -139,11 +147,11 @@ class Shootout:
         """``method`` on ``task`` at its tuned (lr, weight decay)."""
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; methods: {', '.join(METHODS)}")
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+        if task not in ALL_TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks: {', '.join(ALL_TASKS)}")
         tuned = self.optim(task, method)
-        if task == TRANSFORMER:
-            return self._transformer(method, tuned)
+        if task in TRANSFORMER_OPS:
+            return self._transformer(TRANSFORMER_OPS[task], method, tuned)
         run = self.parity if task == PARITY else replace(
             self.base.run, data__op=task, budget__epochs=self.epochs(task))
         if method in SHARED:
@@ -160,11 +168,12 @@ class Shootout:
     def methods(self, task: str) -> dict[str, Recipe]:
         return {name: self.method(task, name) for name in METHODS}
 
-    def _transformer(self, method: str, tuned: dict[str, float]) -> Recipe:
-        """``method`` on chapter 5's Transformer: chapter 5's own recipe for :data:`CHAPTER5`
-        (the same configurations as chapter 5's race, so the same runs), else plain training
-        changed as on the other tasks (small-init halves the Transformer's init scale)."""
-        P = self.transformer
+    def _transformer(self, op: str, method: str, tuned: dict[str, float]) -> Recipe:
+        """``method`` on chapter 5's Transformer learning ``op``: chapter 5's own recipe for
+        :data:`CHAPTER5` (on a+b the same configurations as chapter 5's race, so the same
+        runs), else plain training changed as on the other tasks (small-init halves the
+        Transformer's init scale)."""
+        P = ch5.on_op(self.transformer, op)
         if method in CHAPTER5:  # chapter 5's own construction, at this (lr, weight decay)
             setting = ((method, tuned["optim__lr"], tuned["optim__weight_decay"]),) if tuned else ()
             return dataclasses.replace(P, tuned_optim=setting).methods()[method]
@@ -177,6 +186,8 @@ class Shootout:
 
 
 TASKS = (*ch6.TASKS, PARITY, TRANSFORMER)
+"""The tasks the book profile races."""
+ALL_TASKS = (*TASKS, *LATER)
 
 
 def tuned_here(task: str) -> tuple[str, ...]:
@@ -184,11 +195,12 @@ def tuned_here(task: str) -> tuple[str, ...]:
     :data:`OWN` on chapter 6's tasks; on parity, which chapter 6 does not tune, every method
     but ``wd-only`` (which reads plain training's rows); on the Transformer, every method
     chapter 5 does not tune but ``wd-only``."""
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(TASKS)}")
+    if task not in ALL_TASKS:
+        raise ValueError(f"unknown task {task!r}; tasks: {', '.join(ALL_TASKS)}")
     if task == TRANSFORMER:
         return tuple(m for m in METHODS if m not in (*CHAPTER5, "wd-only"))
-    return tuple(m for m in METHODS if m != "wd-only") if task == PARITY else OWN
+    everything_but_wd_only = tuple(m for m in METHODS if m != "wd-only")
+    return everything_but_wd_only if task == PARITY or task in LATER else OWN
 
 
 def _parity(transfer: ch4.Transfer, neuralgrok: ch6.NeuralGrokChapter) -> RunCfg:
@@ -226,7 +238,8 @@ def tuned_cell(profile: str, task: str, method: str):
         return best_cell("cross", profile, "add", "plain" if method == "wd-only" else method,
                          lrs=(DEFAULT_LR,) if method == "wd-only" else None)
     if method == "wd-only":
-        return best_cell("shootout" if task == PARITY else "neuralgrok", profile, task, "plain",
+        here = task == PARITY or task in LATER
+        return best_cell("shootout" if here else "neuralgrok", profile, task, "plain",
                          lrs=(DEFAULT_LR,))
     return best_cell("shootout" if method in tuned_here(task) else "neuralgrok", profile, task,
                      method)
