@@ -504,6 +504,36 @@ def test_the_shootout_command_writes_the_table_with_the_command_on_top(tmp_path,
     assert not (tmp_path / "never.csv").exists()
 
 
+def test_the_shootout_command_can_race_chosen_tasks(tmp_path, monkeypatch, capsys):
+    from grokbook import cli
+
+    seen = {}
+
+    def fake_table(P, *, workers, scheduler, progress):
+        seen.update(tasks=P.tasks, optim=P.tuned_optim)
+        return _table({"plain": [10, 20]})
+
+    monkeypatch.setattr(leaderboard, "shootout_table", fake_table)
+    out = tmp_path / "race.csv"
+    assert cli.main(["shootout", "--profile", "book", "--task", "sub", "--task", PARITY,
+                     "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    assert seen["tasks"] == ("sub", PARITY)
+    book = profiles.load("shootout", "book")
+    assert set(seen["optim"]) == {o for o in book.tuned_optim if o[0] in ("sub", PARITY)}
+    assert "--profile book --task sub --task parity" in out.read_text()
+    with pytest.raises(SystemExit, match="--task: unknown tasks div"):
+        cli.main(["shootout", "--task", "div", "--out", str(tmp_path / "never.csv")])
+    assert not (tmp_path / "never.csv").exists()
+
+
+def test_the_tune_command_refuses_a_task_the_chapters_do_not_tune(tmp_path):
+    from grokbook import cli
+
+    with pytest.raises(SystemExit, match="no tuning cells of div in the chosen chapters"):
+        cli.main(["tune", "--chapter", "shootout", "--task", "div",
+                  "--table", str(tmp_path / "t.csv")])
+
+
 @pytest.mark.slow
 def test_the_paper_profile_starts_on_a_cpu(monkeypatch):
     """Every method at the paper profile (chapter 6's 2-layer Transformer on mod 97, the

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
 from collections.abc import Sequence
@@ -259,11 +260,20 @@ def _made_by(command: str, profile: str, seed_offset: int) -> str:
 
 def _shootout(args: argparse.Namespace) -> int:
     from grokbook import leaderboard
+    from grokbook.profiles import shootout
 
-    P = profiles.load("shootout", args.profile, args.seed_offset)
+    P = profiles.load("shootout", args.profile, args.seed_offset, tuned=not args.task)
+    command = _made_by("shootout", P.name, args.seed_offset)
+    if args.task:  # only these tasks, each method at its tuned setting there
+        unknown = sorted(set(args.task) - set(shootout.ALL_TASKS))
+        if unknown:
+            raise SystemExit(f"--task: unknown tasks {', '.join(unknown)}; tasks: "
+                             f"{', '.join(shootout.ALL_TASKS)}")
+        P = shootout.tuned(dataclasses.replace(P, tasks=tuple(dict.fromkeys(args.task))))
+        command += "".join(f" --task {t}" for t in P.tasks)
     table = leaderboard.shootout_table(P, workers=args.workers, scheduler=args.scheduler,
                                        progress=not args.quiet)
-    out = leaderboard.write(table, args.out, _made_by("shootout", P.name, args.seed_offset))
+    out = leaderboard.write(table, args.out, command)
     print(f"{out}: {len(table)} runs ({len(P.tasks)} tasks x "
           f"{table.method.nunique()} methods x {len(P.seeds)} seeds)")
     return 0
@@ -475,6 +485,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "run (epochs, time gap, seconds and GFLOP to 95% test) to --out "
                     "(see grokbook.leaderboard).")
     _add_table_options(o, "shootout.csv")
+    o.add_argument("--task", action="append",
+                   help="race only this task (e.g. transformer_sub, once tuned); repeat "
+                        "(default: the profile's tasks)")
     o.set_defaults(handler=_shootout)
 
     r = commands.add_parser(
