@@ -142,6 +142,18 @@ def test_tuning_can_be_restricted_to_tasks():
     assert len(cells) == len(tuned_here("transformer_sub")) * len(
         tuning.grid_lrs("cross")) * len(tuning.WEIGHT_DECAYS) * len(tuning.TUNING_SEEDS)
     assert tuning.cells(("book",), ("shootout",), tasks=("nope",)) == []
+    with pytest.raises(ValueError, match="tasks must be None or a tuple of task names"):
+        tuning.cells(("book",), ("shootout",), tasks="transformer_sub")  # not a substring test
+
+
+def test_on_the_other_operations_every_method_reads_this_chapters_rows(monkeypatch):
+    asked = []
+    monkeypatch.setattr(tuning, "best_cell", lambda *a, **k: asked.append((a, k)))
+    for method in METHODS:
+        tuned_cell("book", "transformer_sub", method)
+    assert asked == [(("shootout", "book", "transformer_sub", "plain"),
+                      {"lrs": (DEFAULT_LR,)}) if m == "wd-only"
+                     else (("shootout", "book", "transformer_sub", m), {}) for m in METHODS]
 
 
 def test_every_method_races_on_the_transformer(monkeypatch):
@@ -204,9 +216,11 @@ def test_the_tuning_grid_of_the_chapter_holds_only_its_own_methods():
     grid = len(tuning.grid_lrs("shootout")) * len(tuning.WEIGHT_DECAYS)
     grid_t = len(tuning.grid_lrs("cross")) * len(tuning.WEIGHT_DECAYS)
     assert len(cells) == ((len(OWN) * 4 + len(METHODS) - 1) * grid  # 4 operations, parity
-                          + (len(tuned_here(TRANSFORMER)) + 3 * (len(METHODS) - 1)) * grid_t
+                          + (len(tuned_here(TRANSFORMER)) + len(LATER) * (len(METHODS) - 1))
+                          * grid_t
                           ) * 3
-    assert tuning.missing(tuning.read(), ("book",), ("shootout",)) == []
+    raced = profiles.load("shootout", "book", tuned=False).tasks
+    assert tuning.missing(tuning.read(), ("book",), ("shootout",), raced) == []
 
 
 def test_restricting_the_learning_rate_must_stay_on_the_grid():
@@ -510,19 +524,29 @@ def test_the_shootout_command_can_race_chosen_tasks(tmp_path, monkeypatch, capsy
     seen = {}
 
     def fake_table(P, *, workers, scheduler, progress):
-        seen.update(tasks=P.tasks, optim=P.tuned_optim)
+        seen.update(tasks=P.tasks, optim=P.tuned_optim, seeds=P.seeds)
         return _table({"plain": [10, 20]})
 
     monkeypatch.setattr(leaderboard, "shootout_table", fake_table)
     out = tmp_path / "race.csv"
-    assert cli.main(["shootout", "--profile", "book", "--task", "sub", "--task", PARITY,
-                     "--workers", "0", "--quiet", "--out", str(out)]) == 0
-    assert seen["tasks"] == ("sub", PARITY)
+    assert cli.main(["shootout", "--profile", "book", "--seed-offset", "50", "--task", "sub",
+                     "--task", PARITY, "--workers", "0", "--quiet", "--out", str(out)]) == 0
+    assert seen["tasks"] == ("sub", PARITY) and seen["seeds"] == tuple(range(50, 58))
     book = profiles.load("shootout", "book")
     assert set(seen["optim"]) == {o for o in book.tuned_optim if o[0] in ("sub", PARITY)}
-    assert "--profile book --task sub --task parity" in out.read_text()
-    with pytest.raises(SystemExit, match="--task: unknown tasks div"):
-        cli.main(["shootout", "--task", "div", "--out", str(tmp_path / "never.csv")])
+    assert "--profile book --seed-offset 50 --task sub --task parity" in out.read_text()
+    never = str(tmp_path / "never.csv")
+    with pytest.raises(SystemExit, match="--task: unknown tasks div at profile book"):
+        cli.main(["shootout", "--task", "div", "--out", never])
+    with pytest.raises(SystemExit, match="unknown tasks transformer at profile paper"):
+        cli.main(["shootout", "--profile", "paper", "--task", TRANSFORMER, "--out", never])
+    def unfinished(*args, **kwargs):
+        raise ValueError("the tuning table lacks cells of plain on transformer_sub")
+
+    monkeypatch.setattr(tuning, "best_cell", unfinished)
+    with pytest.raises(SystemExit, match="finish it first with grokbook tune --profile book "
+                                         "--chapter shootout --task transformer_sub"):
+        cli.main(["shootout", "--task", "transformer_sub", "--out", never])
     assert not (tmp_path / "never.csv").exists()
 
 
@@ -532,6 +556,11 @@ def test_the_tune_command_refuses_a_task_the_chapters_do_not_tune(tmp_path):
     with pytest.raises(SystemExit, match="no tuning cells of div in the chosen chapters"):
         cli.main(["tune", "--chapter", "shootout", "--task", "div",
                   "--table", str(tmp_path / "t.csv")])
+    # chapter 8 at ci is tuned from the book's rows: it has no cells of its own
+    with pytest.raises(SystemExit, match="no tuning cells of transformer_sub"):
+        cli.main(["tune", "--profile", "ci", "--chapter", "shootout", "--task",
+                  "transformer_sub", "--table", str(tmp_path / "t.csv")])
+    assert not (tmp_path / "t.csv").exists()
 
 
 @pytest.mark.slow

@@ -187,8 +187,15 @@ def test_write_keeps_every_command_that_made_the_table(tmp_path):
 
 
 def test_the_committed_table_is_complete():
+    """Every cell of every raced task is in the table; the tasks still being tuned (chapter
+    8's Transformer on a-b, a*b and a^2-b, which no profile races yet) may lack some."""
+    from grokbook.profiles.shootout import LATER
+
     table = tuning.read()
-    assert tuning.missing(table) == []
+    raced = tuple({c.task for c in tuning.cells()} - set(LATER))
+    assert tuning.missing(table, tasks=raced) == []
+    assert not set(LATER) & {t for name in ("ci", "book", "paper")
+                             for t in profiles.load("shootout", name, tuned=False).tasks}
     assert set(table.seed) == set(tuning.TUNING_SEEDS)
 
 

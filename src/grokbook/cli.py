@@ -233,8 +233,7 @@ def _tune(args: argparse.Namespace) -> int:
 
     chosen = (tuple(args.profile or tuning.PROFILES), tuple(args.chapter or tuning.TUNED_CHAPTERS),
               tuple(args.task) if args.task else None)
-    known = {task for chapter in chosen[1] for profile in chosen[0]
-             for task, _ in tuning.methods(chapter, profile)}
+    known = {cell.task for cell in tuning.cells(*chosen[:2])}
     unknown = sorted(set(chosen[2] or ()) - known)
     if unknown:
         raise SystemExit(f"--task: no tuning cells of {', '.join(unknown)} in the chosen "
@@ -265,11 +264,17 @@ def _shootout(args: argparse.Namespace) -> int:
     P = profiles.load("shootout", args.profile, args.seed_offset, tuned=not args.task)
     command = _made_by("shootout", P.name, args.seed_offset)
     if args.task:  # only these tasks, each method at its tuned setting there
-        unknown = sorted(set(args.task) - set(shootout.ALL_TASKS))
+        allowed = P.tasks if P.name == "paper" else shootout.ALL_TASKS
+        unknown = sorted(set(args.task) - set(allowed))
         if unknown:
-            raise SystemExit(f"--task: unknown tasks {', '.join(unknown)}; tasks: "
-                             f"{', '.join(shootout.ALL_TASKS)}")
-        P = shootout.tuned(dataclasses.replace(P, tasks=tuple(dict.fromkeys(args.task))))
+            raise SystemExit(f"--task: unknown tasks {', '.join(unknown)} at profile {P.name}; "
+                             f"tasks: {', '.join(allowed)}")
+        try:
+            P = shootout.tuned(dataclasses.replace(P, tasks=tuple(dict.fromkeys(args.task))))
+        except ValueError as error:  # a task whose tuning is not finished
+            raise SystemExit(f"--task: {error}; finish it first with grokbook tune --profile "
+                             f"book --chapter shootout " + " ".join(
+                                 f"--task {t}" for t in args.task)) from error
         command += "".join(f" --task {t}" for t in P.tasks)
     table = leaderboard.shootout_table(P, workers=args.workers, scheduler=args.scheduler,
                                        progress=not args.quiet)

@@ -77,11 +77,13 @@ TASK_BUDGETS = {("neuralgrok", "book", "sq_sub"): 2000, ("shootout", "book", "sq
 for every method on it (chapter 8's own methods included). At chapter 6's 1000 epochs, some
 methods had no cell of the grid on a^2-b in which the median tuning seed reached 95% test, so
 it is tuned for twice as long (chapter 6 counts the cells at both budgets, :func:`censor_at`).
-Chapter 8's Transformer task is tuned at chapter 5's budget (:data:`TASK_GRIDS`)."""
+Chapter 8's Transformer tasks (:data:`TRANSFORMER_TASKS`, a^2-b among them) are tuned at
+chapter 5's budget (:data:`TASK_GRIDS`), which is also their race's."""
 TASK_GRIDS = {("shootout", task): "cross" for task in TRANSFORMER_TASKS}
 """A task tuned on another chapter's learning rates (and budget, :data:`TASK_BUDGETS`): chapter
-8 races chapter 5's Transformer, where plain training, GrokFast and GrokTransfer read chapter
-5's rows, so the methods it tunes there itself share chapter 5's grid and budget."""
+8 races chapter 5's Transformer, on a+b with plain training, GrokFast and GrokTransfer reading
+chapter 5's rows, so the methods it tunes itself there, and every method on the other
+operations, share chapter 5's grid and budget."""
 TUNED_AS = {("cross", "ci"): "book", ("neuralgrok", "ci"): "book", ("shootout", "ci"): "book"}
 
 
@@ -170,6 +172,8 @@ def cells(profiles: tuple[str, ...] = PROFILES, chapters: tuple[str, ...] = TUNE
     """Every tuning cell of ``profiles`` x ``chapters`` (only of ``tasks`` where given),
     slowest first (small learning rates take longest), so that a pool of workers ends
     together."""
+    if isinstance(tasks, str) or not (tasks is None or isinstance(tasks, tuple)):
+        raise ValueError(f"tasks must be None or a tuple of task names, got {tasks!r}")
     out = []
     for chapter in chapters:
         for profile in profiles:

@@ -30,11 +30,19 @@ table, so their race runs are chapter 5's; ``wd-only`` reads plain training's ro
 learning rate 1e-2; ``small-init`` (the Transformer's init scale halved), ``TensorNorm`` and
 ``NeuralGrok`` are tuned on chapter 5's grid and budget (``tuning.TASK_GRIDS``).
 
+The same Transformer on a-b, a*b and a^2-b (:data:`LATER`, :data:`TRANSFORMER_OPS`) has no
+chapter-5 rows, so every method but ``wd-only`` is tuned here on chapter 5's grid and budget
+(1500 epochs on every operation), and ``wd-only`` reads this chapter's plain rows at 1e-2;
+GrokTransfer keeps chapter 5's recipe on each operation (the weak FNN, d_embed 6, reached its
+30% stop on a*b within 210-310 epochs on the tuning seeds). These tasks are tuned one at a time
+(``grokbook tune --chapter shootout --task transformer_sub``) and no profile races them yet.
+
 Every method is tuned on the same lr x weight decay grid with the same budget and tuning seeds
 (``grokbook.tuning``): the methods chapter 6 already tuned read chapter 6's rows of the table
 (:data:`SHARED`), ``small-init`` and ``GrokTransfer`` have rows of their own (chapter
-``shootout``), ``wd-only`` reads plain training's rows at learning rate 1e-2 (on parity, this
-chapter's). ci: the book's models, data and table, one task (a+b), 5 seeds, a shorter budget.
+``shootout``), ``wd-only`` reads plain training's rows at learning rate 1e-2 (on parity and
+the Transformer's :data:`LATER` operations, this chapter's). ci: the book's models, data and
+table, one task (a+b), 5 seeds, a shorter budget.
 paper: chapter 6's paper setting (the 2-layer Transformer of GrokFast's and NeuralGrok's papers,
 mod 97: its four operations already race on a Transformer, so there is no sixth task) and
 chapter 4's paper-size parity for a GPU, the methods at the chapter's default (lr, weight
@@ -194,7 +202,8 @@ def tuned_here(task: str) -> tuple[str, ...]:
     """The methods this chapter tunes on ``task`` itself (its rows of the tuning table):
     :data:`OWN` on chapter 6's tasks; on parity, which chapter 6 does not tune, every method
     but ``wd-only`` (which reads plain training's rows); on the Transformer, every method
-    chapter 5 does not tune but ``wd-only``."""
+    chapter 5 does not tune but ``wd-only`` on a+b, every method but ``wd-only`` on the other
+    operations (:data:`LATER`), which chapter 5 does not race."""
     if task not in ALL_TASKS:
         raise ValueError(f"unknown task {task!r}; tasks: {', '.join(ALL_TASKS)}")
     if task == TRANSFORMER:
@@ -230,8 +239,9 @@ def tuned_cell(profile: str, task: str, method: str):
     """The tuning table's scores row (``grokbook.tuning.best_cell``) that ``method`` races at
     on ``task``: chapter 6's rows for :data:`SHARED`, plain training's rows at learning rate
     :data:`DEFAULT_LR` for ``wd-only``, this chapter's rows for :data:`OWN` and for every
-    method on parity (:func:`tuned_here`); on :data:`TRANSFORMER`, chapter 5's rows for
-    :data:`CHAPTER5` and ``wd-only``; None for the paper profile."""
+    method on parity and on the Transformer's :data:`LATER` operations (:func:`tuned_here`;
+    ``wd-only`` there reads this chapter's plain rows); on :data:`TRANSFORMER`, chapter 5's
+    rows for :data:`CHAPTER5` and ``wd-only``; None for the paper profile."""
     from grokbook.tuning import best_cell
 
     if task == TRANSFORMER and method in (*CHAPTER5, "wd-only"):
