@@ -61,7 +61,7 @@ test: install
 	$(BIN)/python -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
-	$(BIN)/ruff check src tests book
+	$(BIN)/ruff check src tests book devtools
 
 clean:
 	rm -rf _build .pytest_cache
