@@ -140,11 +140,28 @@ def test_coverage_split_holds_the_region_out_and_separates_the_operands():
     assert not bool((strip.x_train[:, 0] <= 4).any())  # the strip's tokens are never trained
 
 
+def test_the_coverage_control_holds_nothing_out_with_the_same_tokens():
+    """The control of the coverage runs: the same separate tokens and the same share of the
+    table for training, drawn from all of it."""
+    control = coverage_split("add", 13, 0.3, "none", 0, seed=1)
+    assert len(control.y_train) == round(0.3 * 169)
+    assert len(control.y_train) + len(control.y_test) == 169
+    assert control.vocab_size == 26 and bool((control.x_train[:, 1] >= 13).all())
+    assert not bool(held_out(torch.arange(13), torch.arange(13), "none", 0).any())
+    P = profiles.load("progress", "ci")
+    data = P.coverage_run(None).data
+    assert (data.holdout, data.k) == ("none", 0)
+    assert (data.op, data.p, data.frac) == (P.coverage.data.op, P.coverage.data.p,
+                                            P.coverage.data.frac)
+
+
 def test_bad_coverage_settings_are_named():
     with pytest.raises(ValueError, match="k must lie in 0..11"):
         coverage_split("add", 13, 0.3, "square", 12)
     with pytest.raises(ValueError, match="holdout must be one of"):
         coverage_split("add", 13, 0.3, "ring", 3)
+    with pytest.raises(ValueError, match="k must be 0 when holdout is 'none'"):
+        coverage_split("add", 13, 0.3, "none", 3)
     with pytest.raises(Invalid, match="leaves only"):
         CoverageCfg("add", 13, 0.6, "strip", 8)
     with pytest.raises(Invalid, match="holdout must be"):

@@ -227,11 +227,13 @@ class ModularCfg(Settings):
 class CoverageCfg(ModularCfg):
     """The table of ``(a op b) mod p`` with a region held out of training (Gu et al.'s data
     coverage experiments, ``grokbook.tasks.coverage_split``): ``"square"`` holds out every
-    pair with ``a, b <= k``, ``"strip"`` every pair with ``a <= k``; ``frac`` of the whole
-    table is drawn for training from the rest. The operands have separate tokens."""
+    pair with ``a, b <= k``, ``"strip"`` every pair with ``a <= k``, ``"none"`` no pair (the
+    control, with ``k`` 0); ``frac`` of the whole table is drawn for training from the rest.
+    The operands have separate tokens."""
 
     kind: ClassVar[str] = "coverage"
-    holdout: str = setting("square", _choice("square", "strip"), "the held-out region")
+    holdout: str = setting("square", _choice("none", "square", "strip"),
+                           "the held-out region")
     k: int = setting(20, _int(0), "the held-out region's last operand value")
 
     def validate(self):

@@ -156,7 +156,7 @@ def modular_arithmetic(op: str = "add", p: int = 97, frac: float = 0.3,
     return ModularData(op, p, frac, seed, x[train], y[train], x[test], y[test])
 
 
-HOLDOUTS = ("square", "strip")
+HOLDOUTS = ("none", "square", "strip")
 
 
 @dataclass(frozen=True)
@@ -186,8 +186,11 @@ def _check_holdout(holdout: str) -> None:
 
 def held_out(a: torch.Tensor, b: torch.Tensor, holdout: str, k: int) -> torch.Tensor:
     """Which pairs ``(a, b)`` (operand values, not tokens) the region ``holdout`` holds out:
-    ``"square"`` those with ``a <= k`` and ``b <= k``, ``"strip"`` those with ``a <= k``."""
+    ``"square"`` those with ``a <= k`` and ``b <= k``, ``"strip"`` those with ``a <= k``,
+    ``"none"`` no pair (the control: the same tokens and draw, nothing held out)."""
     _check_holdout(holdout)
+    if holdout == "none":
+        return torch.zeros_like(a, dtype=torch.bool)
     return (a <= k) & (b <= k) if holdout == "square" else a <= k
 
 
@@ -199,10 +202,12 @@ def check_coverage(op: str, p: int, frac: float, holdout: str, k: int, seed: int
                          "coverage split")
     _check_holdout(holdout)
     check_int("k", k, minimum=0)
+    if holdout == "none" and k != 0:
+        raise ValueError(f"k must be 0 when holdout is 'none' (nothing is held out), got {k}")
     if k > p - 2:
         raise ValueError(f"k must lie in 0..{p - 2} for p={p} (the region must leave pairs to "
                          f"train on), got {k}")
-    held = (k + 1) ** 2 if holdout == "square" else (k + 1) * p
+    held = {"none": 0, "square": (k + 1) ** 2, "strip": (k + 1) * p}[holdout]
     n_train = round(frac * p * p)
     if n_train > p * p - held:
         raise ValueError(f"frac={frac} asks for {n_train} training pairs but the {holdout} "

@@ -53,8 +53,9 @@ class Progress:
     """``transformer``, ``fnn``: the runs whose progress measures the chapter follows, one per
     seed in ``seeds``; ``uniformity``: the FNN run with too little data to grok, trained at each
     weight decay in ``uniformity_wds`` from ``uniformity_seeds``; ``coverage``: the run of the
-    coverage experiment (its data a plain split; the chapter holds out the square or the strip
-    of each size in ``coverage_ks``), from ``coverage_seeds``; ``images``: the polygon-counting
+    coverage experiment (its data's operation, p and training fraction; :meth:`coverage_run`
+    holds out nothing, the square or the strip of each size in ``coverage_ks``), from
+    ``coverage_seeds``; ``images``: the polygon-counting
     run, trained at each init scale in ``image_scales`` from ``image_seeds``."""
 
     name: str
@@ -77,10 +78,12 @@ class Progress:
 
     def coverage_run(self, holdout: str | None, k: int = 0) -> RunCfg:
         """The coverage run with ``holdout`` (``"square"``, ``"strip"``; None: no region held
-        out) of size ``k``."""
-        if holdout is None:
-            return self.coverage
+        out) of size ``k``. Every one of them, the control with nothing held out included,
+        gives the two operands separate tokens (``grokbook.tasks.coverage_split``), so the
+        control differs from the others only in the region."""
         d = self.coverage.data
+        if holdout is None:
+            return replace(self.coverage, data=CoverageCfg(d.op, d.p, d.frac, "none", 0))
         return replace(self.coverage, data=CoverageCfg(d.op, d.p, d.frac, holdout, k))
 
     def uniformity_run(self, weight_decay: float) -> RunCfg:
