@@ -112,3 +112,74 @@ def test_claims_keep_one_set_per_chapter_and_profile(tmp_path):
     assert [(r["chapter"], r["claim"], r["holds"], r["measured"]) for r in rows] == [
         ("01_grokking", "a, with a comma", "yes", "median 3 (1, 3, 5)"),
         ("02_embeddings", "c", "yes", "")]
+
+
+def test_a_sliced_poll_keeps_its_timeout_and_finds_a_message_sent_slices_later():
+    """The kernel client's channel polls in short slices: an empty channel still raises
+    Empty at its timeout (not a slice early, not much later), and a wait without a timeout
+    gets a message sent several slices after it began."""
+    import asyncio
+    import time
+    from queue import Empty
+
+    import zmq
+    import zmq.asyncio
+    from jupyter_client.session import Session
+
+    from grokbook.kernel import POLL_SLICE, SlicedPollChannel
+
+    async def main():
+        sender = zmq.Context().socket(zmq.PAIR)
+        receiver = zmq.asyncio.Context().socket(zmq.PAIR)
+        port = sender.bind_to_random_port("tcp://127.0.0.1")
+        receiver.connect(f"tcp://127.0.0.1:{port}")
+        session = Session()
+        channel = SlicedPollChannel(receiver, session)
+        start = time.monotonic()
+        with pytest.raises(Empty):
+            await channel.get_msg(timeout=2.5 * POLL_SLICE)
+        waited = time.monotonic() - start
+
+        async def reply_later():
+            await asyncio.sleep(3 * POLL_SLICE)
+            session.send(sender, "execute_reply", {"status": "ok"})
+
+        task = asyncio.create_task(reply_later())
+        message = await channel.get_msg(timeout=None)
+        await task
+        sender.close(linger=0)
+        receiver.close(linger=0)
+        return waited, message
+
+    waited, message = asyncio.run(main())
+    assert 2.5 * POLL_SLICE <= waited < 2.5 * POLL_SLICE + 2
+    assert message["msg_type"] == "execute_reply" and message["content"] == {"status": "ok"}
+
+
+def test_execute_runs_a_widget_notebook_through_the_sliced_kernel_client(tmp_path, monkeypatch):
+    """A chapter executes with ``grokbook.kernel``'s client, whose channels are the ones that
+    poll in slices, through a cell like chapter 8's leaderboard widget (an output widget
+    holding a large image), where the stock client could sleep through its reply (an hour, a
+    cell's timeout); the executed copy has every cell's output."""
+    from grokbook import kernel
+
+    polls = []
+    get_msg = kernel.SlicedPollChannel.get_msg
+
+    async def counted(self, timeout=None):
+        polls.append(timeout)
+        return await get_msg(self, timeout)
+
+    monkeypatch.setattr(kernel.SlicedPollChannel, "get_msg", counted)
+    widget = ("import ipywidgets as w\nfrom IPython.display import HTML, clear_output, display\n"
+              "out = w.Output()\nwith out:\n    clear_output(wait=True)\n"
+              "    display(HTML('<b>' + 'x' * 80000 + '</b>'))\nw.VBox([w.IntSlider(), out])")
+    source = tmp_path / "99_widget.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell(widget), nbformat.v4.new_code_cell("print('after')")]),
+        source)
+    out = chapters.execute(source, "ci", tmp_path / "executed.ipynb")
+    executed = nbformat.read(out, as_version=4)
+    assert polls  # the client's channels were the sliced ones
+    assert "application/vnd.jupyter.widget-view+json" in executed.cells[0].outputs[0]["data"]
+    assert executed.cells[1].outputs[0]["text"] == "after\n"

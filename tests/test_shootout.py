@@ -372,6 +372,30 @@ def test_the_committed_table_is_the_book_race():
     assert (committed.final_test_acc[~committed.reached] < 0.95).all()  # never got there
 
 
+def test_each_raced_operation_of_the_transformer_has_its_own_committed_book_race():
+    """The Transformer's other operations are raced one at a time once their tuning is
+    complete, each into a table of its own with the command that made it on top, every method
+    on the book's seeds; the page reads them and does not re-run them."""
+    P = profiles.load("shootout", "book", tuned=False)
+    table = tuning.read()
+    for task in LATER:
+        path = leaderboard.committed(task)
+        assert path.name == f"shootout_book_{task}.csv"
+        if not path.exists():
+            continue  # not raced yet
+        assert tuning.missing(table, tasks=(task,)) == []
+        made_by = f"# made by: grokbook shootout --profile book --task {task}"
+        assert path.read_text().splitlines()[1] == made_by
+        race = leaderboard.read(path)
+        assert set(race.task) == {task} and set(race.method) == set(METHODS)
+        assert sorted(set(race.seed)) == list(P.seeds)
+        assert len(race) == len(METHODS) * len(P.seeds)
+        assert set(race.weak_stopped[race.method == "GrokTransfer"]) <= {"target", "budget"}
+    assert leaderboard.committed() == leaderboard.COMMITTED
+    with pytest.raises(ValueError, match="task must be one of"):
+        leaderboard.committed(TRANSFORMER)
+
+
 def test_the_cost_gap_scatter_rings_markers_that_would_hide_one_another():
     """Medians of one task at one point are drawn as concentric rings, the first smallest and
     on top; a marker elsewhere, or of another task at the same point, keeps the plain size."""

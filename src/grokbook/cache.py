@@ -44,7 +44,7 @@ PACKAGE = Path(__file__).resolve().parent
 # Modules that only show, check or launch runs and never change what a run computes: editing a
 # figure's style must not retrain the book. tests/test_cache.py checks that training never
 # imports them.
-PRESENTATION = ("bench.py", "chapters.py", "claims.py", "cli.py", "foresight.py",
+PRESENTATION = ("bench.py", "chapters.py", "claims.py", "cli.py", "foresight.py", "kernel.py",
                 "leaderboard.py", "plots.py", "tables.py", "widgets.py")
 # Modules that only choose which runs to do, or store them: a run's settings are in its key
 # (profiles and the tuning table pick them, a sweep and the engine schedule them), and the

@@ -36,8 +36,9 @@ CLAIMS = BOOK_DIR / "data" / "claims.csv"
 CLAIM_COLUMNS = ("chapter", "profile", "seed_offset", "claim", "holds", "measured", "date")
 CELL_TIMEOUT = 3600
 """Seconds one cell may run before the execution fails: the longest cell at ``book`` (a race
-of methods over seeds, cold) takes minutes; a kernel whose reply was lost (rarely, two kernels
-started at once) would otherwise leave ``make book`` waiting forever."""
+of methods over seeds, cold) takes minutes; a kernel that died without a word would otherwise
+leave ``make book`` waiting forever. (A reply the client's poll missed is found within half a
+second: ``grokbook.kernel``.)"""
 
 
 def list_chapters(book_dir: Path = BOOK_DIR) -> list[Path]:
@@ -82,6 +83,8 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
     """
     import papermill
 
+    from grokbook.kernel import KernelManager
+
     path = find_chapter(str(chapter))
     profile = resolve(profile)
     output = Path(output) if output is not None else path
@@ -99,7 +102,7 @@ def execute(chapter: str | Path, profile: str | None = None, output: str | Path 
         start = time.perf_counter()
         notebook = papermill.execute_notebook(
             str(path), None, kernel_name=KERNEL, cwd=str(path.parent), progress_bar=progress,
-            execution_timeout=CELL_TIMEOUT,
+            execution_timeout=CELL_TIMEOUT, kernel_manager_class=KernelManager,
         )
         seconds = time.perf_counter() - start
         trained = cache.info()["entries"] - entries

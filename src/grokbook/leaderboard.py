@@ -45,6 +45,22 @@ from grokbook.transfer import weak_embedding
 
 COMMITTED = Path(str(resources.files("grokbook") / "data" / "shootout_book.csv"))
 """The book profile's shoot-out table, made by ``grokbook shootout --profile book``."""
+
+
+def committed(task: str | None = None) -> Path:
+    """A committed race at the book profile: the book's own (None: :data:`COMMITTED`, every
+    task the page races) or one of the Transformer's other operations
+    (``grokbook.profiles.shootout.LATER``), raced alone by ``grokbook shootout --profile book
+    --task TASK`` into ``shootout_book_TASK.csv``, which the page reads and does not re-run.
+    The file need not exist yet: a task is raced once its tuning is complete."""
+    if task is None:
+        return COMMITTED
+    from grokbook.profiles.shootout import LATER
+
+    if task not in LATER:
+        raise ValueError(f"task must be one of {', '.join(LATER)} (raced alone) or None (the "
+                         f"book's race), got {task!r}")
+    return COMMITTED.with_name(f"shootout_book_{task}.csv")
 UNITS = {"epochs": "epochs to 95% test", "time_gap": "time gap (epochs)",
          "seconds": "seconds to 95% test", "gflop": "GFLOP to 95% test"}
 """The units of cost, as :func:`per_run` names its columns, with their axis labels."""

@@ -80,11 +80,10 @@ class Progress:
         """The coverage run with ``holdout`` (``"square"``, ``"strip"``; None: no region held
         out) of size ``k``. Every one of them, the control with nothing held out included,
         gives the two operands separate tokens (``grokbook.tasks.coverage_split``), so the
-        control differs from the others only in the region."""
+        control differs from the others only in the region. ``k`` must be 0 with None."""
         d = self.coverage.data
-        if holdout is None:
-            return replace(self.coverage, data=CoverageCfg(d.op, d.p, d.frac, "none", 0))
-        return replace(self.coverage, data=CoverageCfg(d.op, d.p, d.frac, holdout, k))
+        region = "none" if holdout is None else holdout
+        return replace(self.coverage, data=CoverageCfg(d.op, d.p, d.frac, region, k))
 
     def uniformity_run(self, weight_decay: float) -> RunCfg:
         return replace(self.uniformity, optim__weight_decay=weight_decay)
