@@ -124,9 +124,17 @@ def test_a_sliced_poll_keeps_its_timeout_and_finds_a_message_sent_slices_later()
 
     import zmq
     import zmq.asyncio
+    from jupyter_client.channels import AsyncZMQSocketChannel
     from jupyter_client.session import Session
 
     from grokbook.kernel import POLL_SLICE, SlicedPollChannel
+
+    polls = []  # the timeout of every poll the sliced channel makes
+    stock = AsyncZMQSocketChannel.get_msg
+
+    async def polled(self, timeout=None):
+        polls.append(timeout)
+        return await stock(self, timeout)
 
     async def main():
         sender = zmq.Context().socket(zmq.PAIR)
@@ -145,14 +153,20 @@ def test_a_sliced_poll_keeps_its_timeout_and_finds_a_message_sent_slices_later()
             session.send(sender, "execute_reply", {"status": "ok"})
 
         task = asyncio.create_task(reply_later())
+        before = len(polls)
         message = await channel.get_msg(timeout=None)
+        waits = len(polls) - before
         await task
         sender.close(linger=0)
         receiver.close(linger=0)
-        return waited, message
+        return waited, message, waits
 
-    waited, message = asyncio.run(main())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AsyncZMQSocketChannel, "get_msg", polled)
+        waited, message, waits = asyncio.run(main())
     assert 2.5 * POLL_SLICE <= waited < 2.5 * POLL_SLICE + 2
+    assert all(t is not None and t <= POLL_SLICE for t in polls)  # never one long sleep
+    assert waits >= 3  # the wait without a timeout went on, slice after slice
     assert message["msg_type"] == "execute_reply" and message["content"] == {"status": "ok"}
 
 
@@ -167,7 +181,7 @@ def test_execute_runs_a_widget_notebook_through_the_sliced_kernel_client(tmp_pat
     get_msg = kernel.SlicedPollChannel.get_msg
 
     async def counted(self, timeout=None):
-        polls.append(timeout)
+        polls.append(self.socket.type)
         return await get_msg(self, timeout)
 
     monkeypatch.setattr(kernel.SlicedPollChannel, "get_msg", counted)
@@ -180,6 +194,8 @@ def test_execute_runs_a_widget_notebook_through_the_sliced_kernel_client(tmp_pat
         source)
     out = chapters.execute(source, "ci", tmp_path / "executed.ipynb")
     executed = nbformat.read(out, as_version=4)
-    assert polls  # the client's channels were the sliced ones
+    import zmq
+
+    assert {zmq.DEALER, zmq.SUB} <= set(polls)  # replies and output both polled in slices
     assert "application/vnd.jupyter.widget-view+json" in executed.cells[0].outputs[0]["data"]
     assert executed.cells[1].outputs[0]["text"] == "after\n"

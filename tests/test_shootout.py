@@ -390,7 +390,11 @@ def test_each_raced_operation_of_the_transformer_has_its_own_committed_book_race
         assert set(race.task) == {task} and set(race.method) == set(METHODS)
         assert sorted(set(race.seed)) == list(P.seeds)
         assert len(race) == len(METHODS) * len(P.seeds)
-        assert set(race.weak_stopped[race.method == "GrokTransfer"]) <= {"target", "budget"}
+        transfer = race.method == "GrokTransfer"
+        assert set(race.weak_stopped[transfer]) <= {"target", "budget"}
+        assert (race.weak_stopped[~transfer] == "").all()
+        assert (race.epochs_budget == P.epochs(task)).all()
+        assert (race.final_test_acc[~race.reached] < 0.95).all()  # never got there
     assert leaderboard.committed() == leaderboard.COMMITTED
     with pytest.raises(ValueError, match="task must be one of"):
         leaderboard.committed(TRANSFORMER)

@@ -61,6 +61,8 @@ def committed(task: str | None = None) -> Path:
         raise ValueError(f"task must be one of {', '.join(LATER)} (raced alone) or None (the "
                          f"book's race), got {task!r}")
     return COMMITTED.with_name(f"shootout_book_{task}.csv")
+
+
 UNITS = {"epochs": "epochs to 95% test", "time_gap": "time gap (epochs)",
          "seconds": "seconds to 95% test", "gflop": "GFLOP to 95% test"}
 """The units of cost, as :func:`per_run` names its columns, with their axis labels."""

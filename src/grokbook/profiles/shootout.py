@@ -35,7 +35,8 @@ chapter-5 rows, so every method but ``wd-only`` is tuned here on chapter 5's gri
 (1500 epochs on every operation), and ``wd-only`` reads this chapter's plain rows at 1e-2;
 GrokTransfer keeps chapter 5's recipe on each operation (the weak FNN, d_embed 6, reached its
 30% stop on a*b within 210-310 epochs on the tuning seeds). These tasks are tuned one at a time
-(``grokbook tune --chapter shootout --task transformer_sub``) and no profile races them yet.
+(``grokbook tune --chapter shootout --task transformer_sub``); no profile races them, each is
+raced alone into a committed table once tuned (``grokbook.leaderboard.committed``).
 
 Every method is tuned on the same lr x weight decay grid with the same budget and tuning seeds
 (``grokbook.tuning``): the methods chapter 6 already tuned read chapter 6's rows of the table
@@ -78,7 +79,9 @@ TRANSFORMER_OPS = {TRANSFORMER: "add", "transformer_sub": "sub", "transformer_mu
 operations every method but ``wd-only`` is tuned here (:func:`tuned_here`), on chapter 5's grid
 and budget."""
 LATER = tuple(t for t in TRANSFORMER_OPS if t != TRANSFORMER)
-"""Tasks tuned (``grokbook tune --chapter shootout``) but not yet raced by any profile."""
+"""Tasks tuned (``grokbook tune --chapter shootout``) but raced by no profile: each is raced
+alone once its tuning is complete, into a committed table (``grokbook.leaderboard.committed``)
+that chapter 8 reads."""
 CHAPTER5 = ("plain", "GrokFast-EMA", "GrokFast-MA", "GrokTransfer")
 """Methods raced on :data:`TRANSFORMER` exactly as in chapter 5 (its tuned settings, its runs)."""
 DEFAULT_LR = 1e-2
