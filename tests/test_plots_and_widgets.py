@@ -141,6 +141,27 @@ def test_tuning_heatmaps_mark_censored_cells_and_the_chosen_one():
     plt.close(fig)
 
 
+def test_tuning_heatmaps_of_several_tasks_are_one_figure_a_row_per_task():
+    from grokbook import tuning
+
+    scores = tuning.scores()
+    methods = ("plain", "GrokFast-EMA")
+    chosen = {"add": {"plain": tuning.best("neuralgrok", "book", "add", "plain")},
+              "sub": {m: tuning.best("neuralgrok", "book", "sub", m) for m in methods}}
+    fig = plots.plot_tuning_rows(scores, "neuralgrok", "book", chosen, methods,
+                                 titles={"add": "a + b", "sub": "a - b"})
+    assert len(fig.axes) == 4
+    frames = [len(ax.patches) for ax in fig.axes]
+    assert frames == [1, 0, 1, 1]  # only the cells given are framed
+    assert fig.axes[0].get_ylabel() == "a + b\nweight decay"
+    assert fig.axes[2].get_ylabel() == "a - b\nweight decay" and fig.axes[3].get_ylabel() == ""
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no book rows of chapter 'neuralgrok' on task 'x'"):
+        plots.plot_tuning_rows(scores, "neuralgrok", "book", {"x": {}}, methods)
+    with pytest.raises(ValueError, match="at least one task"):
+        plots.plot_tuning_rows(scores, "neuralgrok", "book", {}, methods)
+
+
 def test_seed_plot_shows_every_seed_and_the_count():
     from grokbook.stats import Censored
 

@@ -10,7 +10,7 @@ import pytest
 
 from grokbook import experiments, leaderboard, profiles, stats, tuning
 from grokbook.bench import step_flops
-from grokbook.config import FNNCfg, GrokFastCfg, ParityCfg, VectorFNNCfg, replace
+from grokbook.config import FNNCfg, GrokFastCfg, ParityCfg, RunCfg, VectorFNNCfg, replace
 from grokbook.history import History
 from grokbook.neuralgrok import NeuralGrokCfg, TensorNormCfg
 from grokbook.profiles.shootout import (
@@ -24,6 +24,7 @@ from grokbook.profiles.shootout import (
     SMALL_INIT,
     TRANSFORMER,
     TRANSFORMER_OPS,
+    tuned,
     tuned_cell,
     tuned_here,
 )
@@ -264,7 +265,8 @@ def _table(values: dict[str, list], budget=1000.0, task="add") -> pd.DataFrame:
     rows = []
     for method, epochs in values.items():
         for seed, e in enumerate(epochs):
-            row = {"task": task, "method": method, "seed": seed, "reached": e is not None,
+            row = {"task": task, "method": method, "seed": seed, "lr": 1e-3,
+                   "weight_decay": 1.0, "reached": e is not None,
                    "weak_gflop": 0.0, "final_test_acc": 0.99 if e is not None else 0.02}
             for unit in leaderboard.UNITS:
                 row[unit], row[f"{unit}_budget"] = e, budget
@@ -306,19 +308,21 @@ def test_board_refuses_mixed_tasks_and_unknown_units():
         leaderboard.board(_table({"a": [1, 2]}), "minutes")
 
 
-def _run(epochs_to_95, budget=100, weak=None, seed=0):
+def _run(epochs_to_95, budget=100, weak=None, seed=0, lr=1e-3, weight_decay=1.0):
     h = History(config={"epochs": budget})
     for epoch in range(0, budget + 1, 10):
         test = 1.0 if epochs_to_95 is not None and epoch >= epochs_to_95 else 0.1
         h.append(epoch, 0.1, 1.0 if epoch >= 10 else 0.5, 1.0, test, 1.0)
     h.seconds = budget / 10
-    return experiments.Run(None, seed, h, None, "key", weak=weak)
+    cfg = replace(RunCfg(), optim__lr=lr, optim__weight_decay=weight_decay)
+    return experiments.Run(cfg, seed, h, None, "key", weak=weak)
 
 
 def test_per_run_counts_four_units_and_the_weak_models_cost():
     weak = _run(None, budget=40)
     weak.history.config["steps"] = 40
-    runs = {"plain": [_run(50), _run(None, seed=1)], "GrokTransfer": [_run(20, weak=weak)]}
+    runs = {"plain": [_run(50), _run(None, seed=1)],
+            "GrokTransfer": [_run(20, weak=weak, lr=3e-2, weight_decay=0.1)]}
     flops = {"plain": (1e9, 0.0), "GrokTransfer": (1e9, 0.5e9)}
     table = leaderboard.per_run(runs, flops, "add")
     plain, never, transfer = (table.iloc[i] for i in range(3))
@@ -330,6 +334,8 @@ def test_per_run_counts_four_units_and_the_weak_models_cost():
     assert transfer.seconds_budget == 10 + 4
     assert (plain.weak_stopped, transfer.weak_stopped) == ("", weak.history.stopped)
     assert plain.final_test_acc == 1.0 and never.final_test_acc == pytest.approx(0.1)
+    assert (plain.lr, plain.weight_decay) == (1e-3, 1.0)  # the setting each run trained at
+    assert (transfer.lr, transfer.weight_decay) == (3e-2, 0.1)
     with pytest.raises(ValueError, match="flops lacks"):
         leaderboard.per_run(runs, {"plain": (1.0, 0.0)})
 
@@ -338,6 +344,10 @@ def test_tables_round_trip_through_csv_and_bad_ones_are_refused(tmp_path):
     table = _table({"a": [10, None, 30], "b": [1, 2, 3]})
     path = leaderboard.write(table, tmp_path / "s.csv", "grokbook shootout --profile ci")
     assert path.read_text().splitlines()[1] == "# made by: grokbook shootout --profile ci"
+    pd.testing.assert_frame_equal(leaderboard.read(path), table)
+    assert leaderboard.machine_of(path) is None  # not recorded
+    path = leaderboard.write(table, tmp_path / "m.csv", "grokbook shootout", "CPU x: y")
+    assert leaderboard.machine_of(path) == "CPU x: y"  # a colon in the value is kept
     pd.testing.assert_frame_equal(leaderboard.read(path), table)
     table.drop(columns=["gflop"]).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(ValueError, match="gflop"):
@@ -358,6 +368,20 @@ def test_tables_round_trip_through_csv_and_bad_ones_are_refused(tmp_path):
     table.drop(columns=["final_test_acc"]).to_csv(tmp_path / "noacc.csv", index=False)
     with pytest.raises(ValueError, match="final_test_acc"):
         leaderboard.read(tmp_path / "noacc.csv")
+    table.drop(columns=["lr"]).to_csv(tmp_path / "nolr.csv", index=False)
+    with pytest.raises(ValueError, match=r"columns \['lr'\] are missing"):
+        leaderboard.read(tmp_path / "nolr.csv")
+    for column, bad, rule in (("lr", 0.0, "> 0"), ("lr", float("nan"), "> 0"),
+                              ("weight_decay", -0.1, ">= 0"),
+                              ("weight_decay", float("inf"), ">= 0")):
+        table.assign(**{column: bad}).to_csv(tmp_path / "setting.csv", index=False)
+        with pytest.raises(ValueError, match=f"{column} must be a finite number {rule}"):
+            leaderboard.read(tmp_path / "setting.csv")
+    two = table.copy()
+    two.loc[two.index[-1], "weight_decay"] = 3.0  # method b, seed 2: another setting
+    two.to_csv(tmp_path / "two.csv", index=False)
+    with pytest.raises(ValueError, match="b on add raced at more than one"):
+        leaderboard.read(tmp_path / "two.csv")
 
 
 def test_the_committed_table_is_the_book_race():
@@ -370,6 +394,16 @@ def test_the_committed_table_is_the_book_race():
     assert set(committed.weak_stopped[transfer]) <= {"target", "budget"}
     assert (committed.weak_stopped[~transfer] == "").all()
     assert (committed.final_test_acc[~committed.reached] < 0.95).all()  # never got there
+    assert leaderboard.machine_of(leaderboard.COMMITTED).startswith(("CPU ", "GPU "))
+    raced = committed.groupby(["task", "method"])[["lr", "weight_decay"]].first()
+    for (task, method), setting in raced.iterrows():  # where the tuning table says
+        optim = _target(P.method(task, method)).optim
+        assert tuple(setting) == (optim.lr, optim.weight_decay), (task, method)
+
+
+def _target(recipe):
+    """The network a recipe trains to the end: GrokTransfer's target, else the run itself."""
+    return recipe.target if isinstance(recipe, experiments.GrokTransfer) else recipe
 
 
 def test_each_raced_operation_of_the_transformer_has_its_own_committed_book_race():
@@ -386,6 +420,7 @@ def test_each_raced_operation_of_the_transformer_has_its_own_committed_book_race
         assert tuning.missing(table, tasks=(task,)) == []
         made_by = f"# made by: grokbook shootout --profile book --task {task}"
         assert path.read_text().splitlines()[1] == made_by
+        assert leaderboard.machine_of(path).startswith(("CPU ", "GPU "))
         race = leaderboard.read(path)
         assert set(race.task) == {task} and set(race.method) == set(METHODS)
         assert sorted(set(race.seed)) == list(P.seeds)
@@ -395,6 +430,11 @@ def test_each_raced_operation_of_the_transformer_has_its_own_committed_book_race
         assert (race.weak_stopped[~transfer] == "").all()
         assert (race.epochs_budget == P.epochs(task)).all()
         assert (race.final_test_acc[~race.reached] < 0.95).all()  # never got there
+        raced = race.groupby("method")[["lr", "weight_decay"]].first()
+        chosen = tuned(dataclasses.replace(P, tasks=(task,)))  # as grokbook shootout --task
+        for method in METHODS:  # the race trained each method where the tuning table says
+            optim = _target(chosen.method(task, method)).optim
+            assert tuple(raced.loc[method]) == (optim.lr, optim.weight_decay), method
     assert leaderboard.committed() == leaderboard.COMMITTED
     with pytest.raises(ValueError, match="task must be one of"):
         leaderboard.committed(TRANSFORMER)
@@ -538,6 +578,11 @@ def test_the_shootout_command_writes_the_table_with_the_command_on_top(tmp_path,
                     "scheduler": None}
     assert "# made by: grokbook shootout --profile ci --seed-offset 7" in out.read_text()
     assert len(leaderboard.read(out)) == 4 and "4 runs" in capsys.readouterr().out
+    assert leaderboard.machine_of(out) == leaderboard.this_machine()  # the line after it
+    assert out.read_text().splitlines()[2] == f"# machine: {leaderboard.this_machine()}"
+    assert cli.main(["shootout", "--profile", "ci", "--scheduler", "tcp://10.0.0.1:8786",
+                     "--quiet", "--out", str(out)]) == 0
+    assert leaderboard.machine_of(out) == "the Dask cluster at tcp://10.0.0.1:8786"
     # The real race: a bad scheduler is refused before any run trains.
     monkeypatch.setattr(leaderboard, "shootout_table", real_table)
     assert cli.main(["shootout", "--profile", "ci", "--scheduler", "localhost:8786",

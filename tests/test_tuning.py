@@ -263,9 +263,11 @@ def test_sweep_rejects_bad_arguments():
 
 @pytest.mark.slow
 def test_a_cell_of_the_table_reproduces():
-    """The ci profile's tuned GrokTransfer cell on a*b, re-run here: the same epoch to 95% test
-    on the machine that made it (same torch, same kernels, one thread), within two evaluation
-    intervals elsewhere."""
+    """The ci profile's tuned GrokTransfer cell on a*b, re-run here on one thread: within two
+    evaluation intervals of the table's epoch to 95% test. Not to the bit even where torch and
+    the kernel set match: the table does not record the CPU model, and two CPUs with the same
+    kernel set can round differently (an AVX-512 AMD EPYC lands an evaluation away from the
+    AVX-512 machine that made the row). Same machine, same bits is the determinism tests'."""
     table = tuning.read()
     lr, wd = tuning.best("transfer", "ci", "mul", "GrokTransfer")
     row = table[(table.profile == "ci") & (table.chapter == "transfer") & (table.task == "mul")
@@ -281,11 +283,9 @@ def test_a_cell_of_the_table_reproduces():
     finally:
         torch.set_num_threads(threads)
     assert not math.isnan(row.epoch_95)
-    same_machine = (row.torch == torch.__version__ and row.device == "cpu"
-                    and row.cpu_capability == torch.backends.cpu.get_cpu_capability())
     eval_every = profiles.load("transfer", "ci").target["mul"].budget.eval_every
     assert again["epoch_95"] is not None
-    assert abs(again["epoch_95"] - row.epoch_95) <= (0 if same_machine else 2 * eval_every)
+    assert abs(again["epoch_95"] - row.epoch_95) <= 2 * eval_every
 
 
 def test_best_cell_is_the_row_best_reads():

@@ -278,7 +278,9 @@ def _shootout(args: argparse.Namespace) -> int:
         command += "".join(f" --task {t}" for t in P.tasks)
     table = leaderboard.shootout_table(P, workers=args.workers, scheduler=args.scheduler,
                                        progress=not args.quiet)
-    out = leaderboard.write(table, args.out, command)
+    machine = (f"the Dask cluster at {args.scheduler}" if args.scheduler
+               else leaderboard.this_machine())
+    out = leaderboard.write(table, args.out, command, machine)
     print(f"{out}: {len(table)} runs ({len(P.tasks)} tasks x "
           f"{table.method.nunique()} methods x {len(P.seeds)} seeds)")
     return 0

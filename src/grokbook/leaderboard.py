@@ -136,7 +136,8 @@ def median_interval(data: Censored, confidence: float = 0.95, resamples: int = 2
 # ---- the table of runs -----------------------------------------------------------------------
 
 def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
-    """One row of :func:`per_run` for one Run of ``method`` on ``task``."""
+    """One row of :func:`per_run` for one Run of ``method`` on ``task`` (``run.cfg`` gives the
+    setting it trained at)."""
     run_flops, weak_flops = flops
     h = run.history
     epoch = h.first_epoch(threshold=TARGET)
@@ -144,7 +145,9 @@ def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
     weak = run.weak.history if run.weak is not None else None
     weak_steps = 0 if weak is None else weak.config.get("steps", weak.epoch[-1])
     weak_gflop = weak_flops * weak_steps / 1e9
-    return {"task": task, "method": method, "seed": run.seed, "reached": epoch is not None,
+    return {"task": task, "method": method, "seed": run.seed,
+            "lr": run.cfg.optim.lr, "weight_decay": run.cfg.optim.weight_decay,
+            "reached": epoch is not None,
             "epochs": epoch, "epochs_budget": h.budget,
             "time_gap": gaps.values[0], "time_gap_budget": gaps.budgets[0],
             "seconds": run.cost_seconds,
@@ -157,7 +160,8 @@ def run_row(run, flops: tuple[float, float], task: str, method: str) -> dict:
 
 def _typed(rows: list[dict]) -> pd.DataFrame:
     """Rows as a table with fixed types, the same whether built here or read from a CSV."""
-    types = {"task": str, "method": str, "seed": int, "reached": bool, "weak_gflop": float,
+    types = {"task": str, "method": str, "seed": int, "lr": float, "weight_decay": float,
+             "reached": bool, "weak_gflop": float,
              "weak_stopped": str, "final_test_acc": float,
              **{u: float for u in UNITS}, **{f"{u}_budget": float for u in UNITS}}
     table = pd.DataFrame(rows, columns=COLUMNS)
@@ -169,10 +173,13 @@ def _blank_if_missing(column: pd.Series) -> pd.Series:
     return column.astype(object).where(column.notna(), "")
 
 
-COLUMNS = ("task", "method", "seed", "reached", "epochs", "epochs_budget", "time_gap",
-           "time_gap_budget", "seconds", "seconds_budget", "gflop", "gflop_budget",
-           "weak_gflop", "weak_stopped", "final_test_acc")
-"""``weak_stopped``: why GrokTransfer's weak model stopped (``"target"``: it reached its test
+COLUMNS = ("task", "method", "seed", "lr", "weight_decay", "reached", "epochs",
+           "epochs_budget", "time_gap", "time_gap_budget", "seconds", "seconds_budget", "gflop",
+           "gflop_budget", "weak_gflop", "weak_stopped", "final_test_acc")
+"""``lr``, ``weight_decay``: the AdamW setting the run trained at (GrokTransfer's: its target
+network's), so that a committed table says what it raced and a reader can check it against the
+tuning table that chose it.
+``weak_stopped``: why GrokTransfer's weak model stopped (``"target"``: it reached its test
 accuracy; ``"budget"``: it never did, and handed over what it had; or another of
 ``history.STOP_REASONS``), empty for the other methods. ``final_test_acc``: the run's test
 accuracy at its last evaluation (see :data:`TARGET`)."""
@@ -209,17 +216,49 @@ def shootout_table(P, *, workers: int | None = None, scheduler: str | None = Non
     return _typed([run_row(run, flops[(t, m)], t, m) for (t, m, _), run in zip(cells, runs)])
 
 
-def write(table: pd.DataFrame, path, command: str = ""):
-    """Write a shoot-out table atomically as CSV, the command that made it on top."""
+def write(table: pd.DataFrame, path, command: str = "", machine: str = ""):
+    """Write a shoot-out table atomically as CSV, the command that made it and the machine
+    it ran on (:func:`this_machine`) on top."""
     from grokbook.tables import write_csv
 
     return write_csv(table, path, "Shoot-out runs of grokbook (see grokbook.leaderboard).",
-                     command)
+                     command, machine)
+
+
+def this_machine() -> str:
+    """This machine as a race's table records it: what decides a run's last bits on it (the
+    CPU, which picks the BLAS kernels, with its family and model numbers where Linux gives
+    them, since one model name can cover generations with different instruction sets; the
+    kernel set torch dispatches to) and torch's version. Runs trained on one CPU and re-run on
+    another agree in their statistics, not bit for bit."""
+    from grokbook.cache import cpu_model
+
+    numbers = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = (part.strip() for part in line.partition(":"))
+            if name in ("cpu family", "model") and name not in numbers:
+                numbers[name] = value
+    except OSError:
+        pass
+    generation = (f" (family {numbers['cpu family']}, model {numbers['model']})"
+                  if len(numbers) == 2 else "")
+    kernels = torch.backends.cpu.get_cpu_capability()
+    device = (f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available()
+              else f"CPU {cpu_model()}{generation}, {kernels} kernels")
+    return f"{device}, torch {torch.__version__}"
+
+
+def machine_of(path) -> str | None:
+    """The machine a committed race ran on, as its table records it (None: not recorded)."""
+    from grokbook.tables import header
+
+    return header(path, "machine")
 
 
 def read(path) -> pd.DataFrame:
     """A shoot-out table written by :func:`write`, validated: its columns, one row per
-    (task, method, seed)."""
+    (task, method, seed), one (lr, weight_decay) per (task, method)."""
     table = pd.read_csv(path, comment="#")
     if "weak_stopped" not in table:  # a table written before the column existed
         table["weak_stopped"] = ""
@@ -232,6 +271,19 @@ def read(path) -> pd.DataFrame:
                          f"row, got {table['final_test_acc'][~final.between(0, 1)].iloc[0]!r}")
     if table.duplicated(["task", "method", "seed"]).any():
         raise ValueError(f"{path}: a (task, method, seed) appears twice")
+    for column, rule, holds in (("lr", "> 0", np.greater), ("weight_decay", ">= 0",
+                                                             np.greater_equal)):
+        values = pd.to_numeric(table[column], errors="coerce")
+        bad = ~(holds(values, 0) & np.isfinite(values))
+        if bad.any():
+            raise ValueError(f"{path}: {column} must be a finite number {rule} in every row, "
+                             f"got {table[column][bad].iloc[0]!r}")
+    settings = table.groupby(["task", "method"])[["lr", "weight_decay"]].nunique()
+    twice = settings[(settings > 1).any(axis=1)]
+    if len(twice):
+        task, method = twice.index[0]
+        raise ValueError(f"{path}: {method} on {task} raced at more than one (lr, weight_decay); "
+                         "a race trains each method at one setting")
     bad = ~_blank_if_missing(table["weak_stopped"]).isin(("", *STOP_REASONS))
     if bad.any():
         raise ValueError(f"{path}: weak_stopped must be empty or one of {STOP_REASONS}, got "

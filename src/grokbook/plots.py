@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -258,40 +258,64 @@ def plot_tuning(scores, chapter: str, profile: str, task: str, methods: Sequence
     """One heatmap per method of the tuning grid (``grokbook.tuning.scores``): the median
     epochs to 95% test over the tuning seeds per (weight decay, lr), ">N" where the median lands
     on a seed that never got there; the chosen cell of each method is framed."""
+    return plot_tuning_rows(scores, chapter, profile, {task: chosen or {}}, methods)
+
+
+def plot_tuning_rows(scores, chapter: str, profile: str,
+                     chosen: Mapping[str, Mapping[str, tuple[float, float]]],
+                     methods: Sequence[str], titles: Mapping[str, str] | None = None
+                     ) -> plt.Figure:
+    """:func:`plot_tuning`'s heatmaps for several tasks in one figure: a row per task of
+    ``chosen`` (``{task: {method: (lr, weight decay) framed}}``), each row coloured on its own
+    scale, ``titles[task]`` beside its row. One figure, however many tasks, so that a page
+    keeps one figure per cell as tasks are added."""
+    tasks = list(chosen)
+    if not tasks:
+        raise ValueError("chosen must name at least one task")
+    fig, axes = plt.subplots(len(tasks), len(methods),
+                             figsize=(3.1 * len(methods), 2.9 * len(tasks)),
+                             squeeze=False, sharey=True)
+    for row, task in zip(axes, tasks):
+        rows = scores[(scores.profile == profile) & (scores.chapter == chapter)
+                      & (scores.task == task)]
+        if rows.empty:
+            raise ValueError(f"the tuning scores have no {profile} rows of chapter {chapter!r} "
+                             f"on task {task!r}")
+        top = float(rows["median"][~rows["censored"].astype(bool)].max())
+        for ax, method in zip(row, methods):
+            _tuning_map(ax, rows[rows.method == method], top, chosen[task].get(method))
+            ax.set_title(method)
+            ax.set_ylabel("" if ax is not row[0] else "weight decay" if titles is None
+                          else f"{titles[task]}\nweight decay")
+    return fig
+
+
+def _tuning_map(ax: plt.Axes, cell, top: float, chosen: tuple[float, float] | None):
+    """One method's heatmap of median epochs over (weight decay, lr), ``chosen`` framed."""
     import seaborn as sns
 
-    rows = scores[(scores.profile == profile) & (scores.chapter == chapter)
-                  & (scores.task == task)]
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.1 * len(methods), 2.9),
-                             squeeze=False, sharey=True)
-    top = float(rows["median"][~rows["censored"].astype(bool)].max())
-    for ax, method in zip(axes[0], methods):
-        cell = rows[rows.method == method]
-        values = cell.pivot(index="weight_decay", columns="lr", values="median")
-        censored = cell.pivot(index="weight_decay", columns="lr", values="censored")
-        labels = values.copy().astype(object)
-        for i, j in np.ndindex(values.shape):
-            v = values.iat[i, j]
-            labels.iat[i, j] = f">{v:.0f}" if censored.iat[i, j] else f"{v:.0f}"
-        sns.heatmap(values, mask=censored.astype(bool).to_numpy(), annot=labels, fmt="",
-                    cmap="YlGnBu_r", vmin=0, vmax=top, cbar=False, ax=ax,
-                    annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
-        ax.set_facecolor("0.88")  # never within the budget (on the median seed): grey
-        for i, j in np.ndindex(values.shape):  # the mask hides the censored cells' labels
-            if censored.iat[i, j]:
-                ax.text(j + 0.5, i + 0.5, labels.iat[i, j], ha="center", va="center",
-                        fontsize=8, color="0.35")
-        ax.invert_yaxis()
-        ax.tick_params(axis="y", rotation=0)
-        ax.set_title(method)
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("weight decay" if ax is axes[0][0] else "")
-        if chosen and method in chosen:
-            lr, wd = chosen[method]
-            j, i = list(values.columns).index(lr), list(values.index).index(wd)
-            ax.add_patch(mpl.patches.Rectangle((j, i), 1, 1, fill=False, edgecolor="black",
-                                               linewidth=2))
-    return fig
+    values = cell.pivot(index="weight_decay", columns="lr", values="median")
+    censored = cell.pivot(index="weight_decay", columns="lr", values="censored")
+    labels = values.copy().astype(object)
+    for i, j in np.ndindex(values.shape):
+        v = values.iat[i, j]
+        labels.iat[i, j] = f">{v:.0f}" if censored.iat[i, j] else f"{v:.0f}"
+    sns.heatmap(values, mask=censored.astype(bool).to_numpy(), annot=labels, fmt="",
+                cmap="YlGnBu_r", vmin=0, vmax=top, cbar=False, ax=ax,
+                annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white")
+    ax.set_facecolor("0.88")  # never within the budget (on the median seed): grey
+    for i, j in np.ndindex(values.shape):  # the mask hides the censored cells' labels
+        if censored.iat[i, j]:
+            ax.text(j + 0.5, i + 0.5, labels.iat[i, j], ha="center", va="center",
+                    fontsize=8, color="0.35")
+    ax.invert_yaxis()
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_xlabel("learning rate")
+    if chosen is not None:
+        lr, wd = chosen
+        j, i = list(values.columns).index(lr), list(values.index).index(wd)
+        ax.add_patch(mpl.patches.Rectangle((j, i), 1, 1, fill=False, edgecolor="black",
+                                           linewidth=2))
 
 
 @contextlib.contextmanager

@@ -81,11 +81,11 @@ def _run_cell(cell: tuple) -> dict:
     from grokbook.experiments import run_method
     from grokbook.leaderboard import run_row
 
-    role, task, p, frac, name, method, lr, wd, seed, flops = cell
+    role, task, p, frac, name, method, _, _, seed, flops = cell  # method holds lr, wd
     run = run_method(method, seed, desc=f"p {p} frac {frac} {name}", progress=False)
     weak = run.weak.history.test_acc[-1] if run.weak is not None else None
-    return {"role": role, "p": p, "frac": frac, "lr": lr, "weight_decay": wd,
-            **run_row(run, flops, task, name), "weak_test_acc": weak}
+    return {"role": role, "p": p, "frac": frac, **run_row(run, flops, task, name),
+            "weak_test_acc": weak}  # run_row's lr and weight decay: the cell's, as trained
 
 
 _RUN_KEY = ("role", "p", "frac", "method", "lr", "weight_decay", "seed")
@@ -190,7 +190,8 @@ def _columns() -> tuple[str, ...]:
     from grokbook.leaderboard import COLUMNS
 
     return ("role", "p", "frac", "lr", "weight_decay",
-            *(c for c in COLUMNS if c not in ("weak_stopped", "final_test_acc")),
+            *(c for c in COLUMNS
+              if c not in ("lr", "weight_decay", "weak_stopped", "final_test_acc")),
             "weak_test_acc")
 
 
@@ -198,10 +199,8 @@ def _typed(rows: list[dict]) -> pd.DataFrame:
     from grokbook.leaderboard import _typed as typed_runs
 
     runs = typed_runs(rows)
-    extra = pd.DataFrame(rows, columns=["role", "p", "frac", "lr", "weight_decay",
-                                        "weak_test_acc"]).astype(
-        {"role": str, "p": int, "frac": float, "lr": float, "weight_decay": float,
-         "weak_test_acc": float})
+    extra = pd.DataFrame(rows, columns=["role", "p", "frac", "weak_test_acc"]).astype(
+        {"role": str, "p": int, "frac": float, "weak_test_acc": float})
     return pd.concat([extra, runs], axis=1)[list(_columns())]
 
 

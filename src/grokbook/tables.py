@@ -69,17 +69,34 @@ def tuned_cells(chapter: str, profiles: Sequence[str], tasks: Sequence[str],
     return pd.DataFrame(rows).set_index(["table", "task", "method"])
 
 
-def write_csv(table: pd.DataFrame, path, title: str, command: str = "") -> Path:
+def write_csv(table: pd.DataFrame, path, title: str, command: str = "",
+              machine: str = "") -> Path:
     """Write ``table`` atomically as CSV under a ``# title`` line and, when given, the
-    ``# made by: command`` that made it (the shoot-out's and the regime map's tables)."""
+    ``# made by: command`` that made it and the ``# machine: ...`` it ran on (the shoot-out's
+    and the regime map's tables)."""
     from grokbook.files import atomic_write_bytes
 
     text = io.StringIO()
     text.write(f"# {title}\n")
     if command:
         text.write(f"# made by: {command}\n")
+    if machine:
+        text.write(f"# machine: {machine}\n")
     table.to_csv(text, index=False, float_format="%.6g")
     return atomic_write_bytes(path, text.getvalue().encode())
+
+
+def header(path, name: str) -> str | None:
+    """The value of a ``# name: value`` line among the comment lines on top of a table
+    written by :func:`write_csv`, None if it has none."""
+    with open(path, encoding="utf-8") as lines:
+        for line in lines:
+            if not line.startswith("#"):
+                break
+            key, colon, value = line[1:].strip().partition(":")
+            if colon and key == name:
+                return value.strip()
+    return None
 
 
 def snapshot_table(runs: Mapping[tuple[int, int], object]) -> pd.DataFrame:
