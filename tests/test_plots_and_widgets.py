@@ -147,15 +147,24 @@ def test_tuning_heatmaps_of_several_tasks_are_one_figure_a_row_per_task():
     scores = tuning.scores()
     methods = ("plain", "GrokFast-EMA")
     chosen = {"add": {"plain": tuning.best("neuralgrok", "book", "add", "plain")},
-              "sub": {m: tuning.best("neuralgrok", "book", "sub", m) for m in methods}}
+              "sq_sub": {m: tuning.best("neuralgrok", "book", "sq_sub", m) for m in methods}}
     fig = plots.plot_tuning_rows(scores, "neuralgrok", "book", chosen, methods,
-                                 titles={"add": "a + b", "sub": "a - b"})
+                                 titles={"add": "a + b", "sq_sub": "a^2 - b"})
     assert len(fig.axes) == 4
     frames = [len(ax.patches) for ax in fig.axes]
     assert frames == [1, 0, 1, 1]  # only the cells given are framed
     assert fig.axes[0].get_ylabel() == "a + b\nweight decay"
-    assert fig.axes[2].get_ylabel() == "a - b\nweight decay" and fig.axes[3].get_ylabel() == ""
+    assert fig.axes[2].get_ylabel() == "a^2 - b\nweight decay" and fig.axes[3].get_ylabel() == ""
+    tops = [ax.collections[0].norm.vmax for ax in fig.axes]
+    assert tops[0] == tops[1] and tops[2] == tops[3]  # one colour scale per row ...
+    assert tops[0] != tops[2]  # ... each its own task's
     plt.close(fig)
+    with pytest.raises(ValueError, match=r"frames \['TensorNorm'\], which are not among"):
+        plots.plot_tuning_rows(scores, "neuralgrok", "book", {"add": {"TensorNorm": (0.01, 1)}},
+                               methods)
+    with pytest.raises(ValueError, match=r"titles lacks the tasks \['sq_sub'\]"):
+        plots.plot_tuning_rows(scores, "neuralgrok", "book", chosen, methods,
+                               titles={"add": "a + b"})
     with pytest.raises(ValueError, match="no book rows of chapter 'neuralgrok' on task 'x'"):
         plots.plot_tuning_rows(scores, "neuralgrok", "book", {"x": {}}, methods)
     with pytest.raises(ValueError, match="at least one task"):

@@ -163,6 +163,11 @@ def test_a_small_map_end_to_end():
     reported = table[table.role == "reported"]
     assert (reported.epochs_budget == 200).all()
     assert (reported[reported.method == "GrokTransfer"].weak_gflop > 0).all()
+    for method in ("scratch", "GrokTransfer"):  # each row at the setting it trained at
+        candidates = set(regime.candidates(P, method))
+        mine = table[table.method == method]
+        assert set(zip(mine.lr, mine.weight_decay)) <= candidates
+        assert len(candidates & set(zip(mine.lr, mine.weight_decay))) >= 1
     s = regime.summary(table)
     assert len(s) == 1 and s.verdict.iloc[0] in ("GrokTransfer", "scratch", "tie")
     assert regime.log2_ratio(s).shape == (1, 1)

@@ -103,19 +103,27 @@ def location() -> Path | None:
 
 
 @cache
+def cpu_fields(*names: str) -> dict[str, str]:
+    """The first value of each of ``names`` in Linux's ``/proc/cpuinfo`` (``model name``,
+    ``cpu family``, ``model``...), leaving out those it lacks (every one off Linux)."""
+    found: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            name, _, value = (part.strip() for part in line.partition(":"))
+            if name in names and value and name not in found:
+                found[name] = value
+    except OSError:
+        pass
+    return found
+
+
 def cpu_model() -> str:
     """The CPU's model as Linux reports it (``/proc/cpuinfo``'s ``model name``), else what
     :mod:`platform` knows (macOS, Windows, ARM boards without a model name)."""
     import platform
 
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = line.partition(":")
-            if name.strip() == "model name" and value.strip():
-                return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return (cpu_fields("model name").get("model name") or platform.processor()
+            or platform.machine())
 
 
 def machine() -> dict[str, Any]:

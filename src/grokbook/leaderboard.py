@@ -231,22 +231,15 @@ def this_machine() -> str:
     them, since one model name can cover generations with different instruction sets; the
     kernel set torch dispatches to) and torch's version. Runs trained on one CPU and re-run on
     another agree in their statistics, not bit for bit."""
-    from grokbook.cache import cpu_model
+    from grokbook.cache import cpu_fields, machine
 
-    numbers = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            name, _, value = (part.strip() for part in line.partition(":"))
-            if name in ("cpu family", "model") and name not in numbers:
-                numbers[name] = value
-    except OSError:
-        pass
-    generation = (f" (family {numbers['cpu family']}, model {numbers['model']})"
-                  if len(numbers) == 2 else "")
-    kernels = torch.backends.cpu.get_cpu_capability()
-    device = (f"GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available()
-              else f"CPU {cpu_model()}{generation}, {kernels} kernels")
-    return f"{device}, torch {torch.__version__}"
+    here = machine()
+    if here["device"] == "cuda":
+        return f"GPU {here['gpu']}, torch {torch.__version__}"
+    fields = cpu_fields("cpu family", "model")
+    generation = (f" (family {fields['cpu family']}, model {fields['model']})"
+                  if len(fields) == 2 else "")
+    return f"CPU {here['cpu']}{generation}, {here['kernel']} kernels, torch {torch.__version__}"
 
 
 def machine_of(path) -> str | None:
@@ -260,11 +253,11 @@ def read(path) -> pd.DataFrame:
     """A shoot-out table written by :func:`write`, validated: its columns, one row per
     (task, method, seed), one (lr, weight_decay) per (task, method)."""
     table = pd.read_csv(path, comment="#")
-    if "weak_stopped" not in table:  # a table written before the column existed
-        table["weak_stopped"] = ""
     missing = sorted(set(COLUMNS) - set(table.columns))
     if missing:
-        raise ValueError(f"{path}: not a shoot-out table, columns {missing} are missing")
+        raise ValueError(f"{path}: not a shoot-out table, columns {missing} are missing (a "
+                         "table made before they existed must be made again: grokbook "
+                         "shootout)")
     final = pd.to_numeric(table["final_test_acc"], errors="coerce")
     if not final.between(0, 1).all():
         raise ValueError(f"{path}: final_test_acc must be an accuracy between 0 and 1 in every "

@@ -272,9 +272,17 @@ def plot_tuning_rows(scores, chapter: str, profile: str,
     tasks = list(chosen)
     if not tasks:
         raise ValueError("chosen must name at least one task")
+    for task, cells in chosen.items():
+        unknown = sorted(set(cells) - set(methods))
+        if unknown:
+            raise ValueError(f"chosen[{task!r}] frames {unknown}, which are not among the "
+                             f"methods drawn: {', '.join(methods)}")
+    untitled = sorted(set(tasks) - set(titles or {})) if titles is not None else []
+    if untitled:
+        raise ValueError(f"titles lacks the tasks {untitled}: give one title per task or none")
     fig, axes = plt.subplots(len(tasks), len(methods),
                              figsize=(3.1 * len(methods), 2.9 * len(tasks)),
-                             squeeze=False, sharey=True)
+                             squeeze=False, sharey="row")
     for row, task in zip(axes, tasks):
         rows = scores[(scores.profile == profile) & (scores.chapter == chapter)
                       & (scores.task == task)]

@@ -16,9 +16,10 @@ records which one each cell chose, so a reader sees when a cell's best moved to 
 candidates.
 
 :func:`regime_table` returns one tidy row per run (the shoot-out's columns, see
-``grokbook.leaderboard``, plus ``role`` (``tuning`` or ``reported``), ``p``, ``frac``, ``lr``,
-``weight_decay`` and, for GrokTransfer, ``weak_test_acc``: the weak model's test accuracy when
-it stopped). :func:`summary` gives, per cell, each side's median cost with its
+``grokbook.leaderboard``, among them the ``lr`` and ``weight_decay`` the run trained at, less
+``weak_stopped`` and ``final_test_acc``, plus ``role`` (``tuning`` or ``reported``), ``p``,
+``frac`` and, for GrokTransfer, ``weak_test_acc``: the weak model's test accuracy when it
+stopped). :func:`summary` gives, per cell, each side's median cost with its
 bootstrap interval, their ratio and whether the intervals separate. The book's map is committed
 data (:data:`COMMITTED`), made by ``grokbook regime --profile book``.
 """
